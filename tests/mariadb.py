@@ -1,0 +1,1 @@
+"""Fixtures that start throwaway MariaDB servers."""

@@ -1,0 +1,1 @@
+"""Fixtures that start real tickerd and redis-server processes."""
