@@ -1,3 +1,3 @@
-"""Shared fixtures: real servers started by the suite itself (see tests/servers.py, tests/mariadb.py)."""
+"""Shared fixtures: real servers the suite starts itself (tests/servers.py, tests/mariadb.py)."""
 
 pytest_plugins = ["tests.servers", "tests.mariadb"]

@@ -1,1 +1,241 @@
-"""Fixtures that start real tickerd and redis-server processes."""
+"""Real tickerd and redis-server processes for tests, started and stopped by the suite itself."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+# How long a server may take to start answering before the test fails.
+START_TIMEOUT = 15.0
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# Sent after a test's request so that we know where its replies end: RESET leaves MULTI (it is
+# never queued), then ECHO answers with the marker.
+_MARKER = b"--tickerd-test-marker--"
+_FENCE = b"*1\r\n$5\r\nRESET\r\n*2\r\n$4\r\nECHO\r\n$23\r\n" + _MARKER + b"\r\n"
+_FENCE_REPLY = b"+RESET\r\n$23\r\n" + _MARKER + b"\r\n"
+
+
+def exchange(port: int, data: bytes, *, timeout: float = 10.0, host: str = "127.0.0.1") -> bytes:
+    """Send raw bytes; return every reply to them, up to the server closing or a fence."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(data + _FENCE)
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            while not received.endswith(_FENCE_REPLY):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+    return received.removesuffix(_FENCE_REPLY)
+
+
+def conversation(port: int, requests: list[bytes], *, wait: float = 0.3) -> list[bytes]:
+    """Send each request on one connection and collect what came back before the next."""
+    replies = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.settimeout(wait)
+        for request in requests:
+            sock.sendall(request)
+            chunks = []
+            with contextlib.suppress(TimeoutError):
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            replies.append(b"".join(chunks))
+    return replies
+
+
+def closed_by_peer(port: int, data: bytes) -> bool:
+    """Whether the server closes the connection after answering ``data``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        sock.settimeout(2)
+        try:
+            while sock.recv(65536):
+                pass
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+        return True
+
+
+def _wait_for_ping(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if b"PONG" in exchange(port, b"PING\r\n", timeout=1):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server did not answer PING within {START_TIMEOUT}s:\n{log.read_text()}")
+
+
+DEFAULT_CONFIG = """
+[server]
+bind = 127.0.0.1
+port = {port}
+
+[store]
+backend = sqlite
+path = {dir}/tickets.sqlite3
+
+[sequences]
+names = users posts
+auto_create = yes
+"""
+
+
+class Tickerd:
+    """A tickerd process with its own directory, config file and log."""
+
+    def __init__(self, directory: Path, config: str = DEFAULT_CONFIG, **values: Any) -> None:
+        self.dir = directory
+        self.port = free_port()
+        self.config_path = directory / "tickerd.ini"
+        self.config_path.write_text(config.format(port=self.port, dir=directory, **values))
+        self.log_path = directory / "tickerd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, wait: bool = True) -> Tickerd:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tickerd", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.dir,
+        )
+        log.close()
+        if wait:
+            _wait_for_ping(self.port, self.process, self.log_path)
+        return self
+
+    def send_signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Stop the process and return its exit status."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            status = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            status = self.process.wait()
+        self.process = None
+        return status
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> Tickerd:
+        self.stop()
+        return self.start()
+
+    def client(self, **options: Any) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10, **options)
+
+    def send(self, data: bytes, **options: Any) -> bytes:
+        return exchange(self.port, data, **options)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def tickerd_factory(tmp_path: Path) -> Iterator[Callable[..., Tickerd]]:
+    """Make tickerd processes (started) with the given config template; all stopped afterwards."""
+    made: list[Tickerd] = []
+
+    def make(config: str = DEFAULT_CONFIG, *, start: bool = True, **values: Any) -> Tickerd:
+        directory = tmp_path / f"tickerd{len(made)}"
+        directory.mkdir()
+        server = Tickerd(directory, config, **values)
+        made.append(server)
+        return server.start() if start else server
+
+    yield make
+    for server in made:
+        server.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def tickerd() -> Iterator[Tickerd]:
+    """One tickerd process on the sqlite store, shared by a test module."""
+    with tempfile.TemporaryDirectory(prefix="tickerd-") as directory:
+        server = Tickerd(Path(directory)).start()
+        try:
+            yield server
+        finally:
+            server.stop(signal.SIGKILL)
+
+
+class RedisServer:
+    """A throwaway redis-server: the reference for reply bytes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.log_path = directory / "redis.log"
+        self.process = subprocess.Popen(
+            [
+                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(directory),
+                "--logfile", str(self.log_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        _wait_for_ping(self.port, self.process, self.log_path)
+
+    def send(self, data: bytes, **options: Any) -> bytes:
+        return exchange(self.port, data, **options)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the whole run, never the machine's own."""
+    with tempfile.TemporaryDirectory(prefix="redis-") as directory:
+        server = RedisServer(Path(directory))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def command(*args: str | bytes) -> bytes:
+    """A request in RESP multibulk form."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)

@@ -9,8 +9,13 @@ classes here cover what plain Python values cannot say.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
+
+from .stores import StoreError
+
+log = logging.getLogger("tickerd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,35 @@ Value = Union[  # noqa: UP007 - recursive alias reads better spelled out
 ]
 
 # What a handler returns: a value now, or a future resolved on the loop later.
-Reply = Union[Value, "asyncio.Future[Value]"]  # noqa: UP007
+Reply = Union[Value, "asyncio.Future[Value]", "asyncio.Future[int]"]
 
-__all__ = ["NULL_ARRAY", "OK", "QUEUED", "Reply", "ReplyError", "SimpleString", "Value", "Verbatim"]
+
+def settle(future: asyncio.Future[Any]) -> Value:
+    """The reply value of a finished future: its result, or an error reply saying why it failed.
+
+    A store failure is expected (its text is written for clients); anything else is a bug,
+    logged in full and answered without internals.
+    """
+    if future.cancelled():
+        return ReplyError("ERR request cancelled: tickerd is shutting down")
+    error = future.exception()
+    if error is None:
+        result: Value = future.result()
+        return result
+    if isinstance(error, StoreError):
+        return ReplyError(f"ERR {error}")
+    log.error("internal error while answering a request", exc_info=error)
+    return ReplyError("ERR internal error (see the tickerd log)")
+
+
+__all__ = [
+    "NULL_ARRAY",
+    "OK",
+    "QUEUED",
+    "Reply",
+    "ReplyError",
+    "SimpleString",
+    "Value",
+    "Verbatim",
+    "settle",
+]

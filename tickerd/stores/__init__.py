@@ -53,7 +53,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ensure_table(self, table: str) -> None:
-        """Create ``table`` as a stub table if missing; raise SchemaMismatch if it has another shape."""
+        """Create ``table`` as a stub table if missing; SchemaMismatch if it has another shape."""
 
     @abc.abstractmethod
     def draw(self, table: str) -> asyncio.Future[int]:

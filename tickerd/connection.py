@@ -1,0 +1,201 @@
+"""One client connection: bytes in, requests dispatched as they parse, replies out in order.
+
+The connection never awaits per request. Every request gets a slot in ``_slots``, in request
+order: the encoded reply at once, or a future the store resolves later. ``_flush`` writes the
+completed prefix of the slots in one ``write``.
+
+Backpressure: while the transport's write buffer is above its high-water mark, or too many
+replies are pending, the connection stops reading; the requests it has not parsed yet stay in the
+parser's buffer, which is therefore bounded by one read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any, cast
+
+from . import resp
+from .commands import execute
+from .context import ServerState, Session
+from .replies import ReplyError, Value, settle
+
+log = logging.getLogger("tickerd.connection")
+
+# Replies a client may have pending (parsed, not yet written) before reading pauses.
+MAX_PENDING = 1024
+# The transport's write buffer marks: above HIGH, stop reading; resume below LOW.
+WRITE_BUFFER_HIGH = 1024 * 1024
+WRITE_BUFFER_LOW = 256 * 1024
+
+_Slot = tuple[bytes | None, "asyncio.Future[Any] | None", int]  # (encoded, pending, protocol)
+
+
+class Connection(asyncio.Protocol):
+    """The asyncio protocol for one client."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.session = Session(state, state.new_client_id())
+        self.parser = resp.RequestParser()
+        self.transport: asyncio.Transport | None = None
+        self._slots: deque[_Slot] = deque()
+        self._writing_paused = False
+        self._reading_paused = False
+        self._closing = False
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        state = self.state
+        state.stats.connections_received += 1
+        if len(state.clients) >= state.config.server.maxclients:
+            state.stats.connections_rejected += 1
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            self._closing = True
+            return
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
+        session = self.session
+        session.authenticated = not state.config.server.requirepass
+        session.addr = _address(transport.get_extra_info("peername"))
+        session.laddr = _address(transport.get_extra_info("sockname"))
+        sock = transport.get_extra_info("socket")
+        session.fd = sock.fileno() if sock is not None else -1
+        state.clients[session.id] = session
+        state.connections[session.id] = self
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
+        self._closing = True
+        self.state.clients.pop(self.session.id, None)
+        self.state.connections.pop(self.session.id, None)
+        for _, pending, _ in self._slots:
+            if pending is not None:
+                pending.remove_done_callback(self._reply_ready)
+        self._slots.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self.session.last_active = time.monotonic()
+        self.parser.feed(data)
+        self._serve()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+        self._serve()
+
+    # -- requests and replies ---------------------------------------------------------------
+
+    def _serve(self) -> None:
+        """Dispatch the buffered requests while there is room for their replies."""
+        session = self.session
+        stats = self.state.stats
+        try:
+            for request in self.parser:
+                stats.commands_processed += 1
+                self._push(execute(session, request), session.protocol)
+                if session.closing:
+                    self._closing = True
+                    break
+                if len(self._slots) >= MAX_PENDING or self._writing_paused:
+                    break
+        except resp.ProtocolError as exc:
+            stats.protocol_errors += 1
+            log.info("protocol error from %s: %s", session.addr, exc.reason)
+            self._push(ReplyError(f"ERR Protocol error: {exc.reason}"), session.protocol)
+            self._closing = True
+        self._flush()
+        self._update_reading()
+
+    def _push(self, reply: Any, protocol: int) -> None:
+        if isinstance(reply, asyncio.Future):
+            self._slots.append((None, reply, protocol))
+            reply.add_done_callback(self._reply_ready)
+        else:
+            self._slots.append((self._encode(reply, protocol), None, protocol))
+
+    def _encode(self, value: Value, protocol: int) -> bytes:
+        if isinstance(value, ReplyError):
+            self.state.stats.error_replies += 1
+        return resp.encode(value, protocol)
+
+    def _reply_ready(self, _future: asyncio.Future[Any]) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._reading_paused and not self._closing:
+            self._serve()  # room again, maybe: go on with the requests already buffered
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write every reply at the head of the slots that is complete, in one write."""
+        slots = self._slots
+        out: list[bytes] = []
+        while slots:
+            encoded, pending, protocol = slots[0]
+            if encoded is None:
+                assert pending is not None
+                if not pending.done():
+                    break
+                encoded = self._encode(settle(pending), protocol)
+            out.append(encoded)
+            slots.popleft()
+        transport = self.transport
+        if transport is None:
+            return
+        if out:
+            transport.write(b"".join(out))
+        if self._closing and not slots:
+            transport.close()
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        pause = self._writing_paused or len(self._slots) >= MAX_PENDING or self._closing
+        if pause and not self._reading_paused:
+            transport.pause_reading()
+            self._reading_paused = True
+        elif not pause and self._reading_paused:
+            transport.resume_reading()
+            self._reading_paused = False
+
+    # -- the server's controls --------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        """No reply is pending: closing now loses nothing."""
+        return not self._slots
+
+    def close(self) -> None:
+        """Close once the pending replies are written (shutdown, idle timeout)."""
+        self._closing = True
+        self._flush()
+        if self.transport is not None and not self._slots:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping pending replies."""
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _address(name: Any) -> str:
+    if isinstance(name, tuple) and len(name) >= 2:
+        host, port = name[0], name[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(name or "")
+
+
+__all__ = ["MAX_PENDING", "WRITE_BUFFER_HIGH", "WRITE_BUFFER_LOW", "Connection"]

@@ -1,0 +1,309 @@
+"""The embedded store: SQLite from the standard library, one writer thread, group commit.
+
+Each sequence is a stub table ``(id INTEGER PRIMARY KEY AUTOINCREMENT, stub UNIQUE)``; a ticket
+is ``REPLACE INTO <table> (stub) VALUES ('a')`` and its rowid. AUTOINCREMENT keeps ids from ever
+being reused, WAL with ``synchronous=FULL`` makes a committed ticket survive power loss.
+
+One thread owns the connection. Draws that arrive while a transaction is being written wait in a
+queue and are all written by the next transaction: one fsync for many tickets. No future is
+resolved before its transaction has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from . import InfoSection, SchemaMismatch, Store, StoreError
+
+log = logging.getLogger("tickerd.store.sqlite")
+T = TypeVar("T")
+
+# The most tickets one transaction writes; a longer queue is written in several.
+MAX_BATCH = 4096
+# How long close() waits for the writer to finish what is queued.
+CLOSE_TIMEOUT = 10.0
+# The largest id a RESP integer (signed 64-bit) can carry.
+MAX_TICKET = 2**63 - 1
+
+
+@dataclass(slots=True)
+class _Draw:
+    table: str
+    future: asyncio.Future[int]
+
+
+@dataclass(slots=True)
+class _Call:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+
+
+_Job = _Draw | _Call | None  # None: stop
+
+
+def _quote(table: str) -> str:
+    if '"' in table:
+        raise StoreError(f"invalid table name {table!r}")
+    return f'"{table}"'
+
+
+class SqliteStore(Store):
+    """Tickets from one SQLite file, written by one thread."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tickets = 0
+        self._transactions = 0
+        self._errors = 0
+        self._last_error = ""
+
+    # -- the Store interface, on the event loop ----------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(opened,), name="tickerd-sqlite", daemon=True
+        )
+        self._thread.start()
+        await opened
+
+    async def close(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self._jobs.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, CLOSE_TIMEOUT)
+        if thread.is_alive():
+            log.error("the sqlite writer did not stop within %.0fs", CLOSE_TIMEOUT)
+        self._thread = None
+
+    def draw(self, table: str) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if self._thread is None:
+            future.set_exception(StoreError("the sqlite store is not running"))
+        else:
+            self._jobs.put(_Draw(table, future))
+        return future
+
+    async def list_tables(self, prefix: str) -> list[str]:
+        def run(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?",
+                (len(prefix), prefix),
+            ).fetchall()
+            return sorted(str(name) for (name,) in rows)
+
+        return await self._call(run)
+
+    async def ensure_table(self, table: str) -> None:
+        await self._call(lambda db: _ensure_table(db, table))
+
+    async def last_id(self, table: str) -> int | None:
+        def run(db: sqlite3.Connection) -> int | None:
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+            return int(row[0]) if row and row[0] else None
+
+        return await self._call(run)
+
+    async def raise_to(self, table: str, floor: int) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            with db:
+                updated = db.execute(
+                    "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (floor, table)
+                ).rowcount
+                if not updated:
+                    db.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, floor)
+                    )
+
+        await self._call(run)
+
+    def info(self) -> list[InfoSection]:
+        return [
+            (
+                "Store",
+                [
+                    ("store_backend", "sqlite"),
+                    ("store_path", self.path),
+                    ("store_status", "up" if self._thread else "down"),
+                    ("store_tickets", str(self._tickets)),
+                    ("store_transactions", str(self._transactions)),
+                    ("store_errors", str(self._errors)),
+                    ("store_last_error", self._last_error),
+                ],
+            )
+        ]
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._thread is None:
+            raise StoreError("the sqlite store is not running")
+        return self._loop
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        future: asyncio.Future[T] = self._running_loop().create_future()
+        self._jobs.put(_Call(fn, future))
+        return await future
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run(self, opened: asyncio.Future[None]) -> None:
+        try:
+            db = _open(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            error = StoreError(f"cannot open the sqlite store {self.path}: {exc}")
+            self._resolve([(opened, None, error)])
+            self._thread = None
+            return
+        self._resolve([(opened, None, None)])
+        try:
+            while self._serve(db):
+                pass
+        finally:
+            db.close()
+
+    def _serve(self, db: sqlite3.Connection) -> bool:
+        """Run the next job, or the next batch of draws; False once told to stop."""
+        job = self._jobs.get()
+        if job is None:
+            return False
+        if isinstance(job, _Call):
+            self._run_call(db, job)
+            return True
+        draws = [job]
+        stop = False
+        while len(draws) < MAX_BATCH:
+            try:
+                more = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(more, _Draw):
+                draws.append(more)
+            else:
+                # Keep the order of jobs: run the batch so far, then this one.
+                self._write(db, draws)
+                draws = []
+                if more is None:
+                    stop = True
+                    break
+                self._run_call(db, more)
+        if draws:
+            self._write(db, draws)
+        return not stop
+
+    def _run_call(self, db: sqlite3.Connection, job: _Call) -> None:
+        try:
+            self._resolve([(job.future, job.fn(db), None)])
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            self._resolve([(job.future, None, StoreError(f"sqlite: {exc}"))])
+        except StoreError as exc:
+            self._resolve([(job.future, None, exc)])
+
+    def _write(self, db: sqlite3.Connection, draws: list[_Draw]) -> None:
+        """Write one ticket per draw in one transaction; resolve them all once it committed."""
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        started = time.monotonic()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for draw in draws:
+                cursor = db.execute(f"REPLACE INTO {_quote(draw.table)} (stub) VALUES ('a')")
+                results.append((draw.future, _ticket(cursor, draw.table), None))
+            db.execute("COMMIT")
+        except (sqlite3.Error, StoreError) as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            error = exc if isinstance(exc, StoreError) else StoreError(f"sqlite: {exc}")
+            self._failed(exc)
+            results = [(draw.future, None, error) for draw in draws]
+        else:
+            self._tickets += len(draws)
+            self._transactions += 1
+        elapsed = time.monotonic() - started
+        if elapsed > 1.0:
+            log.warning("a transaction of %d tickets took %.1fs", len(draws), elapsed)
+        self._resolve(results)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._errors += 1
+        self._last_error = str(exc)
+        log.error("sqlite store: %s", exc)
+
+    def _resolve(
+        self, results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+    ) -> None:
+        """Hand results to the loop in one callback (one thread hop per batch)."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_settle, results)
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in results:
+        if future.done():  # cancelled: the client went away; its ticket is a gap
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+
+def _ticket(cursor: sqlite3.Cursor, table: str) -> int:
+    ticket = cursor.lastrowid
+    if ticket is None or ticket > MAX_TICKET:
+        raise StoreError(f"sequence table {table} is exhausted: its ids reached 2**63-1")
+    return ticket
+
+
+def _open(path: str) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so group commit is explicit.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+    mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        log.warning("sqlite store %s: journal_mode is %s, not wal", path, mode)
+    db.execute("PRAGMA synchronous = FULL")
+    return db
+
+
+_SHAPE = [
+    # (name, declared type, primary key position)
+    ("id", "INTEGER", 1),
+    ("stub", "CHAR(1)", 0),
+]
+
+
+def _ensure_table(db: sqlite3.Connection, table: str) -> None:
+    with db:
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS {_quote(table)} ("
+            "id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "stub CHAR(1) NOT NULL DEFAULT '' UNIQUE)"
+        )
+    columns = [
+        (str(name), str(kind).upper(), int(pk))
+        for _, name, kind, _notnull, _default, pk in db.execute(
+            f"PRAGMA table_info({_quote(table)})"
+        )
+    ]
+    (sql,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    if columns != _SHAPE or "AUTOINCREMENT" not in str(sql).upper():
+        raise SchemaMismatch(
+            f"table {table} in {db.execute('PRAGMA database_list').fetchone()[2]} is not a stub "
+            "table: expected (id INTEGER PRIMARY KEY AUTOINCREMENT, stub CHAR(1) UNIQUE), "
+            f"found: {sql}"
+        )
+
+
+__all__ = ["SqliteStore"]
