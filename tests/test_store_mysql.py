@@ -1,0 +1,534 @@
+"""MysqlStore against real throwaway MariaDB servers (tests/mariadb.py): no mocks.
+
+Tests that kill, pause or restart a server get fresh servers from ``mariadb_factory`` and are
+marked slow; the rest share one server, each with its own database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Literal, TypeVar
+
+import pytest
+
+from tests.mariadb import MariaDB, MariaDBFactory, MysqlDatabase, create_database, free_port
+from tickerd.config import MysqlServerConfig, StoreConfig
+from tickerd.stores import SchemaMismatch, StoreError, StoreUnavailable
+from tickerd.stores.mysql import MysqlStore
+
+TABLE = "tickets_users"
+T = TypeVar("T")
+
+
+def run(test: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run an async test body on a fresh event loop."""
+    return asyncio.run(test())
+
+
+def store_config(
+    *servers: MysqlServerConfig,
+    strategy: Literal["round-robin", "failover"] = "round-robin",
+    timeout: float = 2.0,
+) -> StoreConfig:
+    return StoreConfig(backend="mysql", strategy=strategy, request_timeout=timeout, mysql=servers)
+
+
+@contextlib.asynccontextmanager
+async def running(config: StoreConfig, *tables: str) -> AsyncIterator[MysqlStore]:
+    store = MysqlStore(config)
+    await store.start()
+    try:
+        for table in tables:
+            await store.ensure_table(table)
+        yield store
+    finally:
+        await store.close()
+
+
+def pair(
+    server1: MariaDB | MysqlDatabase, server2: MariaDB | MysqlDatabase
+) -> tuple[MysqlServerConfig, MysqlServerConfig]:
+    """An odd/even pair: increment 2, offsets 1 and 2."""
+    db1 = server1 if isinstance(server1, MysqlDatabase) else create_database(server1)
+    db2 = server2 if isinstance(server2, MysqlDatabase) else create_database(server2)
+    return db1.config("ticket1", 1, 2), db2.config("ticket2", 2, 2)
+
+
+class Load:
+    """Tasks drawing tickets as fast as they can, recording ids, errors and timings."""
+
+    def __init__(self, store: MysqlStore, table: str = TABLE) -> None:
+        self.store = store
+        self.table = table
+        self.ids: list[tuple[float, int]] = []  # (when, id)
+        self.errors: list[tuple[float, float, BaseException]] = []  # (when, took, error)
+        self._stop = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, tasks: int) -> None:
+        self._tasks = [asyncio.create_task(self._draw()) for _ in range(tasks)]
+
+    async def _draw(self) -> None:
+        while not self._stop:
+            started = time.monotonic()
+            try:
+                ticket = await self.store.draw(self.table)
+            except StoreError as exc:
+                now = time.monotonic()
+                self.errors.append((now, now - started, exc))
+                await asyncio.sleep(0.05)
+            else:
+                self.ids.append((time.monotonic(), ticket))
+
+    async def stop(self) -> None:
+        self._stop = True
+        await asyncio.gather(*self._tasks)
+
+    def since(self, moment: float) -> list[int]:
+        return [ticket for when, ticket in self.ids if when >= moment]
+
+    def assert_unique(self) -> None:
+        tickets = [ticket for _, ticket in self.ids]
+        assert len(tickets) == len(set(tickets)), "a ticket was issued twice"
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``condition()`` held; fails the test after ``timeout``."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+def test_ensure_table_creates_a_stub_table(mysql_database: MysqlDatabase) -> None:
+    async def body() -> None:
+        async with running(store_config(mysql_database.config())) as store:
+            await store.ensure_table(TABLE)
+            await store.ensure_table(TABLE)  # a second time finds it and checks it
+            assert await store.list_tables("tickets_") == [TABLE]
+
+    run(body)
+    ((_, create),) = mysql_database.server.execute(
+        f"SHOW CREATE TABLE `{TABLE}`", mysql_database.database
+    )
+    assert "`id` bigint(20) unsigned NOT NULL AUTO_INCREMENT" in str(create)
+    assert "UNIQUE KEY `stub` (`stub`)" in str(create)
+    assert "ENGINE=InnoDB" in str(create)
+
+
+@pytest.mark.parametrize(
+    ("definition", "expected"),
+    [
+        (
+            "(id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, stub CHAR(1) NOT NULL DEFAULT '', "
+            "UNIQUE KEY stub (stub)) ENGINE=InnoDB",
+            "columns are id int NOT NULL auto_increment, stub char(1) NOT NULL",
+        ),
+        (
+            "(id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, stub CHAR(1) NOT NULL "
+            "DEFAULT '', UNIQUE KEY stub (stub)) ENGINE=MyISAM",
+            "engine is MyISAM, not InnoDB",
+        ),
+        (
+            "(id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, stub CHAR(1) NOT NULL "
+            "DEFAULT '') ENGINE=InnoDB",
+            "unique keys are PRIMARY KEY (id), not",
+        ),
+    ],
+)
+def test_a_table_of_another_shape_is_refused(
+    mysql_database: MysqlDatabase, definition: str, expected: str
+) -> None:
+    mysql_database.server.execute(f"CREATE TABLE `{TABLE}` {definition}", mysql_database.database)
+
+    async def body() -> None:
+        async with running(store_config(mysql_database.config())) as store:
+            with pytest.raises(SchemaMismatch) as caught:
+                await store.ensure_table(TABLE)
+            message = str(caught.value)
+            assert f"ticket1 (127.0.0.1:{mysql_database.port})" in message
+            assert f"`{TABLE}`" in message
+            assert expected in message
+
+    run(body)
+
+
+def test_list_tables_treats_underscore_literally(mysql_database: MysqlDatabase) -> None:
+    async def body() -> None:
+        async with running(
+            store_config(mysql_database.config()), "tickets_a", "ticketsXb"
+        ) as store:
+            assert await store.list_tables("tickets_") == ["tickets_a"]
+            assert await store.list_tables("tickets") == ["ticketsXb", "tickets_a"]
+            assert await store.list_tables("nothing") == []
+
+    run(body)
+
+
+# -- tickets ---------------------------------------------------------------------------------
+
+
+def test_the_ticket_is_the_stub_rows_id(mysql_database: MysqlDatabase) -> None:
+    async def body() -> list[int]:
+        async with running(store_config(mysql_database.config()), TABLE) as store:
+            tickets = []
+            for _ in range(3):
+                ticket = await store.draw(TABLE)
+                rows = mysql_database.server.execute(
+                    f"SELECT id, stub FROM `{TABLE}`", mysql_database.database
+                )
+                assert rows == [(ticket, "a")]
+                tickets.append(ticket)
+            return tickets
+
+    assert run(body) == [1, 2, 3]
+
+
+def test_sequences_are_independent(mysql_database: MysqlDatabase) -> None:
+    async def body() -> None:
+        async with running(
+            store_config(mysql_database.config()), "tickets_a", "tickets_b"
+        ) as store:
+            a = [await store.draw("tickets_a") for _ in range(5)]
+            b = [await store.draw("tickets_b") for _ in range(2)]
+            assert a == [1, 2, 3, 4, 5]
+            assert b == [1, 2]
+            assert await store.last_id("tickets_a") == 5
+            assert await store.last_id("tickets_b") == 2
+
+    run(body)
+
+
+def test_concurrent_draws_are_unique_and_batched(mysql_database: MysqlDatabase) -> None:
+    async def body() -> None:
+        async with running(store_config(mysql_database.config()), TABLE) as store:
+            tickets = await asyncio.gather(*(store.draw(TABLE) for _ in range(500)))
+            assert sorted(tickets) == list(range(1, 501))
+            (server,) = store.info()[1:]
+            assert ("ticketserver_ticket1_tickets", "500") in server[1]
+
+    run(body)
+
+
+def test_a_cancelled_draw_is_skipped(mysql_database: MysqlDatabase) -> None:
+    async def body() -> None:
+        async with running(store_config(mysql_database.config()), TABLE) as store:
+            cancelled = store.draw(TABLE)
+            cancelled.cancel()
+            assert await store.draw(TABLE) >= 1
+            assert cancelled.cancelled()
+
+    run(body)
+
+
+def test_odd_even_pair_round_robin_uses_both(mariadb: MariaDB) -> None:
+    first, second = pair(mariadb, mariadb)
+
+    async def body() -> list[int]:
+        async with running(store_config(first, second), TABLE) as store:
+            return [await store.draw(TABLE) for _ in range(10)]
+
+    tickets = run(body)
+    odd = [t for t in tickets if t % 2]
+    even = [t for t in tickets if not t % 2]
+    assert odd == [1, 3, 5, 7, 9]
+    assert even == [2, 4, 6, 8, 10]
+
+
+def test_odd_even_pair_failover_uses_the_first(mariadb: MariaDB) -> None:
+    first, second = pair(mariadb, mariadb)
+
+    async def body() -> list[int]:
+        async with running(store_config(first, second, strategy="failover"), TABLE) as store:
+            return list(await asyncio.gather(*(store.draw(TABLE) for _ in range(20))))
+
+    assert sorted(run(body)) == list(range(1, 40, 2))
+
+
+def test_session_settings_come_from_the_config(mariadb_factory: MariaDBFactory) -> None:
+    """A server whose my.cnf says otherwise still issues ids in the configured residue class."""
+    server = mariadb_factory()
+    server.execute("SET GLOBAL auto_increment_increment = 7, auto_increment_offset = 3")
+    first, second = pair(server, server)
+
+    async def body() -> list[int]:
+        async with running(store_config(first, second), TABLE) as store:
+            return [await store.draw(TABLE) for _ in range(4)]
+
+    assert sorted(run(body)) == [1, 2, 3, 4]
+
+
+def test_raise_to_never_lowers_and_keeps_residues(mariadb: MariaDB) -> None:
+    first, second = pair(mariadb, mariadb)
+
+    async def body() -> None:
+        async with running(store_config(first, second), TABLE) as store:
+            assert await store.last_id(TABLE) is None
+            await store.draw(TABLE)
+            await store.raise_to(TABLE, 1000)
+            assert await store.last_id(TABLE) == 1000
+            after = [await store.draw(TABLE) for _ in range(4)]
+            assert sorted(after) == [1001, 1002, 1003, 1004]
+            await store.raise_to(TABLE, 10)  # lower than the counters: nothing moves back
+            again = [await store.draw(TABLE) for _ in range(2)]
+            assert sorted(again) == [1005, 1006]
+            assert await store.last_id(TABLE) == 1006
+            await store.raise_to(TABLE, 2001)  # odd floor: the even server goes to 2002
+            last = sorted([await store.draw(TABLE) for _ in range(2)])
+            assert last == [2002, 2003]
+
+    run(body)
+
+
+def test_raise_to_creates_missing_tables(mysql_database: MysqlDatabase) -> None:
+    async def body() -> None:
+        async with running(store_config(mysql_database.config())) as store:
+            await store.raise_to("tickets_new", 41)
+            assert await store.draw("tickets_new") == 42
+
+    run(body)
+
+
+def test_ids_beyond_a_resp_integer_are_refused(mysql_database: MysqlDatabase) -> None:
+    async def body() -> None:
+        async with running(store_config(mysql_database.config()), TABLE) as store:
+            await store.raise_to(TABLE, 2**63 - 2)
+            assert await store.draw(TABLE) == 2**63 - 1
+            with pytest.raises(StoreError, match="exhausted"):
+                await store.draw(TABLE)
+
+    run(body)
+
+
+def test_a_used_up_bigint_is_reported_as_exhausted(mysql_database: MysqlDatabase) -> None:
+    async def body() -> None:
+        async with running(store_config(mysql_database.config()), TABLE) as store:
+            await store.raise_to(TABLE, 2**64 - 1)
+            with pytest.raises(StoreError, match="exhausted"):
+                await store.draw(TABLE)
+
+    run(body)
+
+
+def test_info_has_a_section_per_server_and_no_secret(mariadb: MariaDB) -> None:
+    first, second = pair(mariadb, mariadb)
+
+    async def body() -> None:
+        async with running(store_config(first, second), TABLE) as store:
+            await asyncio.gather(*(store.draw(TABLE) for _ in range(10)))
+            sections = dict(store.info())
+            assert set(sections) == {"Store", "ticketserver_ticket1", "ticketserver_ticket2"}
+            one = dict(sections["ticketserver_ticket1"])
+            assert one["ticketserver_ticket1_status"] == "up"
+            assert one["ticketserver_ticket1_address"] == f"127.0.0.1:{mariadb.port}"
+            assert int(one["ticketserver_ticket1_tickets"]) == 5
+            assert float(one["ticketserver_ticket1_latency_p99_ms"]) > 0
+            assert first.password not in repr(store.info())
+
+    run(body)
+
+
+def test_two_stores_on_one_database_never_collide(mysql_database: MysqlDatabase) -> None:
+    """Two daemons on the same servers: deadlocks on the stub row are retried, not shown."""
+
+    async def body() -> None:
+        config = store_config(mysql_database.config())
+        async with running(config, TABLE) as one, running(config, TABLE) as two:
+            loads = [Load(one), Load(two)]
+            for load in loads:
+                load.start(8)
+            await asyncio.sleep(1.5)
+            for load in loads:
+                await load.stop()
+            tickets = [ticket for load in loads for _, ticket in load.ids]
+            assert len(tickets) > 100
+            assert len(tickets) == len(set(tickets))
+            assert [e for load in loads for e in load.errors] == []
+            assert all(load.ids for load in loads)
+
+    run(body)
+
+
+# -- no server, bad credentials --------------------------------------------------------------
+
+
+def test_start_fails_when_no_server_answers(mysql_database: MysqlDatabase) -> None:
+    dead = MysqlServerConfig(name="ticket1", port=free_port(), password="hunter2-secret")
+
+    async def body() -> None:
+        with pytest.raises(StoreUnavailable) as caught:
+            await MysqlStore(store_config(dead)).start()
+        message = str(caught.value)
+        assert f"ticket1 (127.0.0.1:{dead.port}): Can't connect to MySQL server" in message
+        assert "hunter2-secret" not in message
+
+    run(body)
+
+
+def test_a_wrong_password_is_named_but_never_shown(mysql_database: MysqlDatabase) -> None:
+    wrong = dataclasses.replace(mysql_database.config(), password="not-the-password-42")
+
+    async def body() -> None:
+        with pytest.raises(StoreUnavailable, match="Access denied") as caught:
+            await MysqlStore(store_config(wrong)).start()
+        assert "not-the-password-42" not in str(caught.value)
+
+    run(body)
+
+
+# -- failures of real servers ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_wait_timeout_closing_idle_connections_is_transparent(
+    mariadb_factory: MariaDBFactory,
+) -> None:
+    server = mariadb_factory()
+    server.execute("SET GLOBAL wait_timeout = 2")
+    database = create_database(server)
+
+    async def body() -> None:
+        async with running(store_config(database.config()), TABLE) as store:
+            assert await store.draw(TABLE) == 1
+            await asyncio.sleep(3)
+            assert await store.draw(TABLE) == 2
+            server_info = dict(store.info()[1][1])
+            assert server_info["ticketserver_ticket1_status"] == "up"
+            # The closed session was noticed by a ping and replaced, not failed over.
+            assert server_info["ticketserver_ticket1_errors"] == "0"
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_kill_one_of_two_servers_under_load(mariadb_factory: MariaDBFactory) -> None:
+    odd_server, even_server = mariadb_factory(), mariadb_factory()
+    first, second = pair(odd_server, even_server)
+
+    async def body() -> None:
+        async with running(store_config(first, second), TABLE) as store:
+            load = Load(store)
+            load.start(8)
+            await asyncio.sleep(0.5)
+            even_server.kill()
+            killed = time.monotonic()
+            await asyncio.sleep(1.0)
+            after_kill = load.since(killed + 0.2)
+            assert after_kill, "the survivor took no traffic"
+            assert all(ticket % 2 == 1 for ticket in after_kill)
+            await asyncio.to_thread(even_server.start)
+            restarted = time.monotonic()
+            took = await wait_for(lambda: any(t % 2 == 0 for t in load.since(restarted)), 2.0)
+            await asyncio.sleep(0.3)
+            await load.stop()
+            assert load.errors == []
+            load.assert_unique()
+            evens_before = [t for when, t in load.ids if when < killed and t % 2 == 0]
+            assert evens_before, "the even server took no traffic before the kill"
+            assert took < 2.0
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_kill_the_only_server_fails_fast_then_resumes(mariadb_factory: MariaDBFactory) -> None:
+    server = mariadb_factory()
+    database = create_database(server)
+    timeout = 1.0
+
+    async def body() -> None:
+        async with running(store_config(database.config(), timeout=timeout), TABLE) as store:
+            load = Load(store)
+            load.start(4)
+            await asyncio.sleep(0.5)
+            server.kill()
+            killed = time.monotonic()
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(server.start)
+            restarted = time.monotonic()
+            took = await wait_for(lambda: bool(load.since(restarted)), 3.0)
+            await asyncio.sleep(0.3)
+            await load.stop()
+            load.assert_unique()
+            outage = [(took, e) for when, took, e in load.errors if when > killed]
+            assert outage, "no draw failed during the outage"
+            assert max(took for took, _ in outage) < timeout + 0.5
+            message = str(outage[-1][1])
+            assert isinstance(outage[-1][1], StoreUnavailable)
+            assert f"no ticket server answered within {timeout:g}s" in message
+            assert f"ticket1 (127.0.0.1:{server.port})" in message
+            assert "Can't connect to MySQL server" in message
+            assert database.password not in message
+            assert took < 3.0
+            assert dict(store.info()[1][1])["ticketserver_ticket1_status"] == "up"
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_a_hung_server_times_out_then_resumes(mariadb_factory: MariaDBFactory) -> None:
+    server = mariadb_factory()
+    database = create_database(server)
+    timeout = 1.0
+
+    async def body() -> None:
+        async with running(store_config(database.config(), timeout=timeout), TABLE) as store:
+            assert await store.draw(TABLE) == 1
+            server.pause()
+            try:
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable, match="within 1s") as caught:
+                    await store.draw(TABLE)
+                assert time.monotonic() - started < timeout + 0.3
+                assert "ticket1" in str(caught.value)
+                # A draw arriving while the hung server is down fails in time, too.
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable):
+                    await store.draw(TABLE)
+                assert time.monotonic() - started < timeout + 0.3
+            finally:
+                server.resume()
+            resumed = time.monotonic()
+            while True:
+                try:
+                    ticket = await store.draw(TABLE)
+                    break
+                except StoreUnavailable:
+                    assert time.monotonic() - resumed < 5.0
+            assert ticket > 1
+            assert time.monotonic() - resumed < 5.0
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_a_hung_server_of_two_is_skipped(mariadb_factory: MariaDBFactory) -> None:
+    odd_server, even_server = mariadb_factory(), mariadb_factory()
+    first, second = pair(odd_server, even_server)
+
+    async def body() -> None:
+        async with running(store_config(first, second), TABLE) as store:
+            load = Load(store)
+            load.start(8)
+            await asyncio.sleep(0.3)
+            even_server.pause()
+            paused = time.monotonic()
+            try:
+                await asyncio.sleep(1.5)
+            finally:
+                even_server.resume()
+            await load.stop()
+            assert load.errors == []
+            load.assert_unique()
+            assert all(ticket % 2 for ticket in load.since(paused + 1.2))
+
+    run(body)

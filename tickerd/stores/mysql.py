@@ -1,0 +1,338 @@
+"""The production store: Flickr-style MySQL ticket servers (NOTES.md section 1).
+
+Threads: one :class:`~.mysql_worker.Worker` per (sequence table, server), owning one persistent
+connection, so that concurrent REPLACEs on one stub row never deadlock within a daemon and a hung
+server only ever holds its own workers; one probe thread per server while it is down; a small
+pool for the rare operations (ensure_table, last_id, raise_to, list_tables), each on a short
+session of its own.
+
+Everything else happens on the event loop: ``draw`` picks a server (round-robin over the healthy
+ones, or the first healthy one for ``failover``), queues the request to that server's worker,
+and arms a timer at ``request_timeout``. Requests a failed server hands back are routed again;
+with no healthy server they wait (parked) until a probe brings one back or their timer fails them
+with :class:`StoreUnavailable`. An id only ever comes from an OK packet: retries leave gaps,
+never duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import pymysql
+
+from ..config import StoreConfig
+from . import InfoSection, SchemaMismatch, Store, StoreError, StoreUnavailable
+from . import mysql_schema as schema
+from .mysql_server import Server, close_quietly, error_text
+from .mysql_worker import Outcome, Request, Worker
+
+log = logging.getLogger("tickerd.store.mysql")
+
+_T = TypeVar("_T")
+
+# The socket read timeout is this share of request_timeout: a hung server gives up its requests
+# in time for another server to answer them before the caller's deadline.
+READ_TIMEOUT_SHARE = 0.5
+MIN_READ_TIMEOUT = 0.05
+# How long close() waits for the threads, beyond the longest a statement can take.
+CLOSE_GRACE = 2.0
+
+
+class MysqlStore(Store):
+    """Tickets from one or more MySQL servers (``[mysql:<name>]`` sections)."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        if not config.mysql:
+            raise StoreError("the mysql store needs at least one [mysql:<name>] server")
+        self.config = config
+        self.timeout = config.request_timeout
+        read_timeout = max(MIN_READ_TIMEOUT, self.timeout * READ_TIMEOUT_SHARE)
+        self.servers = [Server(server, read_timeout) for server in config.mysql]
+        self._failover = config.strategy == "failover"
+        self._next = 0  # round-robin position
+        self._workers: dict[tuple[str, str], Worker] = {}
+        self._parked: collections.deque[Request] = collections.deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._admin: ThreadPoolExecutor | None = None
+        self._closing = False
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check every server; servers that don't answer start down; raise if none answers."""
+        self._loop = asyncio.get_running_loop()
+        self._admin = ThreadPoolExecutor(
+            max_workers=2 * len(self.servers), thread_name_prefix="tickerd-mysql-admin"
+        )
+        results = await self._on_each(lambda conn, _: schema.check_durability(conn), self.servers)
+        for server, result in zip(self.servers, results, strict=True):
+            if isinstance(result, BaseException):
+                server.mark_down(result)
+            elif result != 1:
+                log.warning(
+                    "ticket server %s has innodb_flush_log_at_trx_commit = %s: a crash can lose "
+                    "the counter's last increments and issue acknowledged tickets again; "
+                    "set it to 1",
+                    server,
+                    result,
+                )
+        for server in self.servers:
+            server.on_up = self._server_up_from_thread
+            server.start_probe()
+        if not any(server.up for server in self.servers):
+            await self.close()
+            raise StoreUnavailable("no ticket server answered at start: " + self._states())
+
+    async def close(self) -> None:
+        """Finish queued draws (bounded), fail what is left, close connections, join threads."""
+        if self._closing or self._loop is None:
+            return
+        self._closing = True
+        for worker in self._workers.values():
+            worker.stop()
+        for server in self.servers:
+            server.stop_probe()
+        longest = (
+            max(s.config.connect_timeout for s in self.servers) + 2 * self.servers[0].read_timeout
+        )
+        deadline = time.monotonic() + longest + CLOSE_GRACE
+
+        def join() -> None:
+            for worker in self._workers.values():
+                if not worker.join(max(0.0, deadline - time.monotonic())):
+                    log.error("worker %s/%s did not stop in time", worker.server, worker.table)
+            for server in self.servers:
+                server.join_probe(max(0.0, deadline - time.monotonic()))
+
+        await asyncio.get_running_loop().run_in_executor(None, join)
+        closed = StoreError("the ticket store is closing")
+        while self._parked:
+            _fail(self._parked.popleft(), closed)
+        if self._admin is not None:
+            self._admin.shutdown(wait=False, cancel_futures=True)
+
+    # -- tickets, on the loop ----------------------------------------------------------------
+
+    def draw(self, table: str) -> asyncio.Future[int]:
+        """The next stub ticket of ``table``; never blocks the loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        if self._loop is None or self._closing:
+            future.set_exception(StoreError("the ticket store is not running"))
+            return future
+        request = Request(table, future, time.monotonic() + self.timeout)
+        request.timer = loop.call_later(self.timeout, self._expire, request)
+        self._route(request)
+        return future
+
+    def _route(self, request: Request) -> None:
+        server = self._pick()
+        if server is None:
+            self._parked.append(request)
+        else:
+            self._worker(request.table, server).submit(request)
+
+    def _pick(self) -> Server | None:
+        servers = self.servers
+        count = len(servers)
+        start = 0 if self._failover else self._next
+        for step in range(count):
+            server = servers[(start + step) % count]
+            if server.up:
+                if not self._failover:
+                    self._next = (start + step + 1) % count
+                return server
+        return None
+
+    def _worker(self, table: str, server: Server) -> Worker:
+        key = (table, server.name)
+        worker = self._workers.get(key)
+        if worker is None:
+            assert self._loop is not None
+            worker = self._workers[key] = Worker(table, server, self._loop, self._delivered)
+        return worker
+
+    def _delivered(self, outcome: Outcome) -> None:
+        """A worker's round, on the loop: resolve, fail and re-route in one go."""
+        for request, ticket in outcome.ids:
+            if not request.future.done():
+                request.future.set_result(ticket)
+                _cancel_timer(request)
+        for request, error in outcome.failed:
+            _fail(request, error)
+        for request in outcome.retry:
+            if request.future.done():
+                continue
+            if self._closing:
+                _fail(request, StoreUnavailable(f"the ticket store is closing: {self._states()}"))
+            else:
+                self._route(request)
+
+    def _server_up_from_thread(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            # A closed loop means nothing is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._server_up)
+
+    def _server_up(self) -> None:
+        parked, self._parked = self._parked, collections.deque()
+        for request in parked:
+            if not request.future.done():
+                self._route(request)
+
+    def _expire(self, request: Request) -> None:
+        if not request.future.done():
+            request.future.set_exception(
+                StoreUnavailable(
+                    f"no ticket server answered within {self.timeout:g}s: {self._states()}"
+                )
+            )
+
+    def _states(self) -> str:
+        return "; ".join(
+            f"{server}: {'up, no reply in time' if server.up else server.last_error or 'down'}"
+            for server in self.servers
+        )
+
+    # -- the rare operations, on the admin pool ----------------------------------------------
+
+    async def ensure_table(self, table: str) -> None:
+        """Create and check ``table`` on every server that answers; start its workers."""
+        schema.quote(table)
+        results = await self._on_each(
+            lambda conn, server: schema.ensure_table(conn, table, str(server)), self.servers
+        )
+        mismatches = [r for r in results if isinstance(r, SchemaMismatch)]
+        if mismatches:
+            raise mismatches[0]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if len(errors) == len(results):
+            raise StoreUnavailable(
+                f"cannot create table {table} on any ticket server: {self._states()}"
+            )
+        for server, result in zip(self.servers, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning(
+                    "table %s not checked on %s (down); it is created on first use", table, server
+                )
+            self._worker(table, server)
+
+    async def list_tables(self, prefix: str) -> list[str]:
+        """The stub tables named ``prefix...`` on the first server that answers."""
+        for server in self.servers:
+            (result,) = await self._on_each(
+                lambda conn, _: schema.list_tables(conn, prefix), [server]
+            )
+            if not isinstance(result, BaseException):
+                return result
+        raise StoreUnavailable(f"no ticket server answered: {self._states()}")
+
+    async def last_id(self, table: str) -> int | None:
+        """The largest stub id of ``table`` across the servers that answer."""
+        results = await self._on_each(lambda conn, _: schema.max_id(conn, table), self.servers)
+        ids = [r for r in results if not isinstance(r, BaseException)]
+        if not ids:
+            raise StoreUnavailable(f"no ticket server answered: {self._states()}")
+        found = [i for i in ids if i is not None]
+        return max(found) if found else None
+
+    async def raise_to(self, table: str, floor: int) -> None:
+        """Make the next ticket of ``table`` greater than ``floor`` on every server."""
+        if floor < 0:
+            raise StoreError(f"cannot raise {table} to a negative id")
+        results = await self._on_each(
+            lambda conn, _: schema.raise_to(conn, table, floor), self.servers
+        )
+        failed = [
+            f"{server}: {result}"
+            for server, result in zip(self.servers, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
+        if failed:
+            raise StoreUnavailable(
+                f"{table} was not raised on every ticket server (try again): " + "; ".join(failed)
+            )
+
+    async def _on_each(
+        self, call: Callable[[pymysql.Connection, Server], _T], servers: list[Server]
+    ) -> list[_T | BaseException]:
+        """Run ``call`` on a short session with each server, concurrently; errors are returned."""
+        loop = asyncio.get_running_loop()
+        if self._admin is None:
+            raise StoreError("the ticket store is not running")
+        futures = [loop.run_in_executor(self._admin, _session, server, call) for server in servers]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    # -- INFO --------------------------------------------------------------------------------
+
+    def info(self) -> list[InfoSection]:
+        """A Store section, then one section per ticket server."""
+        sections: list[InfoSection] = [
+            (
+                "Store",
+                [
+                    ("store_backend", "mysql"),
+                    ("store_strategy", self.config.strategy),
+                    ("store_servers", str(len(self.servers))),
+                    ("store_servers_up", str(sum(server.up for server in self.servers))),
+                    ("store_request_timeout", f"{self.timeout:g}"),
+                    ("store_parked_requests", str(len(self._parked))),
+                ],
+            )
+        ]
+        for server in self.servers:
+            prefix = f"ticketserver_{server.name}_"
+            config = server.config
+            lines = [
+                ("status", "up" if server.up else "down"),
+                ("address", config.address),
+                ("database", config.database),
+                ("auto_increment_increment", str(config.auto_increment_increment)),
+                ("auto_increment_offset", str(config.auto_increment_offset)),
+                ("tickets", str(server.tickets)),
+                ("errors", str(server.errors)),
+                ("deadlocks", str(server.deadlocks)),
+                ("last_error", server.last_error),
+                ("latency_p50_ms", f"{server.latency_ms(0.5):.3f}"),
+                ("latency_p99_ms", f"{server.latency_ms(0.99):.3f}"),
+            ]
+            sections.append(
+                (f"ticketserver_{server.name}", [(prefix + key, value) for key, value in lines])
+            )
+        return sections
+
+
+def _session(server: Server, call: Callable[[pymysql.Connection, Server], _T]) -> _T:
+    """Open a session, run ``call`` on it, close it; a broken server is marked down."""
+    try:
+        conn = server.connect()
+    except (pymysql.MySQLError, OSError) as exc:
+        server.mark_down(exc)
+        raise StoreUnavailable(f"{server}: {server.scrub(error_text(exc))}") from None
+    try:
+        return call(conn, server)
+    except (pymysql.MySQLError, OSError) as exc:
+        server.record_error(exc)
+        raise StoreError(f"{server}: {server.scrub(error_text(exc))}") from None
+    finally:
+        close_quietly(conn)
+
+
+def _fail(request: Request, error: StoreError) -> None:
+    if not request.future.done():
+        request.future.set_exception(error)
+    _cancel_timer(request)
+
+
+def _cancel_timer(request: Request) -> None:
+    if request.timer is not None:
+        request.timer.cancel()
+        request.timer = None
