@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -111,8 +112,16 @@ auto_create = yes
 class Tickerd:
     """A tickerd process with its own directory, config file and log."""
 
-    def __init__(self, directory: Path, config: str = DEFAULT_CONFIG, **values: Any) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: str = DEFAULT_CONFIG,
+        *,
+        env: dict[str, str] | None = None,
+        **values: Any,
+    ) -> None:
         self.dir = directory
+        self.env = None if env is None else {**os.environ, **env}
         self.port = free_port()
         self.config_path = directory / "tickerd.ini"
         self.config_path.write_text(config.format(port=self.port, dir=directory, **values))
@@ -126,6 +135,7 @@ class Tickerd:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.dir,
+            env=self.env,
         )
         log.close()
         if wait:
@@ -173,10 +183,16 @@ def tickerd_factory(tmp_path: Path) -> Iterator[Callable[..., Tickerd]]:
     """Make tickerd processes (started) with the given config template; all stopped afterwards."""
     made: list[Tickerd] = []
 
-    def make(config: str = DEFAULT_CONFIG, *, start: bool = True, **values: Any) -> Tickerd:
+    def make(
+        config: str = DEFAULT_CONFIG,
+        *,
+        start: bool = True,
+        env: dict[str, str] | None = None,
+        **values: Any,
+    ) -> Tickerd:
         directory = tmp_path / f"tickerd{len(made)}"
         directory.mkdir()
-        server = Tickerd(directory, config, **values)
+        server = Tickerd(directory, config, env=env, **values)
         made.append(server)
         return server.start() if start else server
 

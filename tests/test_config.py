@@ -160,3 +160,10 @@ def test_version_and_missing_file(tmp_path: Path) -> None:
     result = run_cli("--config", str(tmp_path / "missing.ini"), cwd=tmp_path)
     assert result.returncode == 1
     assert "cannot read the configuration file" in result.stderr
+
+
+def test_the_example_configuration_is_valid_and_shows_the_defaults() -> None:
+    example = config.load(Path(__file__).parent.parent / "config.example.ini")
+    assert example.server == config.ServerConfig()
+    assert example.store == config.StoreConfig()
+    assert example.sequences == config.SequencesConfig(names=("users", "posts"))
