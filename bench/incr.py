@@ -29,9 +29,9 @@ COMMANDS = [("INCR users", ["INCR", "users"]), ("PING", ["PING"])]
 
 def rps(port: int, clients: int, pipeline: int, requests: int, command: list[str]) -> float:
     """Requests per second that redis-benchmark measured for one shape."""
+    options = ["-p", str(port), "-c", str(clients), "-P", str(pipeline), "-n", str(requests)]
     result = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-c", str(clients), "-P", str(pipeline)]
-        + ["-n", str(requests), "--csv", *command],
+        ["redis-benchmark", *options, "--csv", *command],
         capture_output=True,
         text=True,
         timeout=600,

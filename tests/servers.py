@@ -50,18 +50,25 @@ def exchange(port: int, data: bytes, *, timeout: float = 10.0, host: str = "127.
     return received.removesuffix(_FENCE_REPLY)
 
 
-def conversation(port: int, requests: list[bytes], *, wait: float = 0.3) -> list[bytes]:
-    """Send each request on one connection and collect what came back before the next."""
+def conversation(port: int, requests: list[bytes], *, timeout: float = 10.0) -> list[bytes]:
+    """Send each request on one connection and collect its replies before sending the next.
+
+    Each request is followed by an ECHO of the marker (so a request must not leave a MULTI
+    open); RESET is left out so that the connection keeps its protocol between requests.
+    """
+    fence = _FENCE.removeprefix(b"*1\r\n$5\r\nRESET\r\n")
+    fence_reply = _FENCE_REPLY.removeprefix(b"+RESET\r\n")
     replies = []
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.settimeout(wait)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         for request in requests:
-            sock.sendall(request)
-            chunks = []
-            with contextlib.suppress(TimeoutError):
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-            replies.append(b"".join(chunks))
+            sock.sendall(request + fence)
+            received = b""
+            while not received.endswith(fence_reply):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+            replies.append(received.removesuffix(fence_reply))
     return replies
 
 

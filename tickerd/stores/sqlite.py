@@ -212,28 +212,45 @@ class SqliteStore(Store):
             self._resolve([(job.future, None, exc)])
 
     def _write(self, db: sqlite3.Connection, draws: list[_Draw]) -> None:
-        """Write one ticket per draw in one transaction; resolve them all once it committed."""
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        """Write one ticket per draw in one transaction; resolve them all once it committed.
+
+        If the transaction fails, each draw is written again on its own, so that one bad draw
+        (a table dropped behind our back) fails alone instead of failing its whole batch.
+        """
         started = time.monotonic()
+        try:
+            results = self._transaction(db, draws)
+        except (sqlite3.Error, StoreError) as exc:
+            if len(draws) == 1:
+                self._failed(exc)
+                error = exc if isinstance(exc, StoreError) else StoreError(f"sqlite: {exc}")
+                self._resolve([(draws[0].future, None, error)])
+            else:
+                for draw in draws:
+                    self._write(db, [draw])
+            return
+        elapsed = time.monotonic() - started
+        if elapsed > 1.0:
+            log.warning("a transaction of %d tickets took %.1fs", len(draws), elapsed)
+        self._resolve(results)
+
+    def _transaction(
+        self, db: sqlite3.Connection, draws: list[_Draw]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
             for draw in draws:
                 cursor = db.execute(f"REPLACE INTO {_quote(draw.table)} (stub) VALUES ('a')")
                 results.append((draw.future, _ticket(cursor, draw.table), None))
             db.execute("COMMIT")
-        except (sqlite3.Error, StoreError) as exc:
+        except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            error = exc if isinstance(exc, StoreError) else StoreError(f"sqlite: {exc}")
-            self._failed(exc)
-            results = [(draw.future, None, error) for draw in draws]
-        else:
-            self._tickets += len(draws)
-            self._transactions += 1
-        elapsed = time.monotonic() - started
-        if elapsed > 1.0:
-            log.warning("a transaction of %d tickets took %.1fs", len(draws), elapsed)
-        self._resolve(results)
+            raise
+        self._tickets += len(draws)
+        self._transactions += 1
+        return results
 
     def _failed(self, exc: BaseException) -> None:
         self._errors += 1
