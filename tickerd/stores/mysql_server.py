@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 import pymysql
+from pymysql.constants import CLIENT
 
 from ..config import MysqlServerConfig
 
@@ -68,8 +69,12 @@ class Server:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def connect(self) -> pymysql.Connection:
-        """A new autocommit session with this server's auto-increment settings (never my.cnf's)."""
+    def connect(self, multi_statements: bool = False) -> pymysql.Connection:
+        """A new autocommit session with this server's auto-increment settings (never my.cnf's).
+
+        ``multi_statements`` is for the workers' fixed REPLACE batches only: nothing built from
+        input is ever sent on such a session.
+        """
         config = self.config
         conn = pymysql.connect(
             host=config.host,
@@ -83,6 +88,7 @@ class Server:
             read_timeout=self.read_timeout,
             write_timeout=self.read_timeout,
             charset="utf8mb4",
+            client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
         )
         try:
             with conn.cursor() as cur:

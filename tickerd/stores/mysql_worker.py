@@ -1,8 +1,9 @@
 """A worker thread: one sequence table on one server, one persistent connection.
 
-The worker takes every request queued since its last round (up to :data:`MAX_BATCH`), runs one
-REPLACE per request on its connection and hands the whole batch back to the event loop in a
-single ``call_soon_threadsafe``: the ids it got, the requests that failed for good, and the
+The worker takes every request queued since its last round (up to :data:`MAX_BATCH`), sends one
+REPLACE per request as a single multi-statement (one round trip; measured ~14% more ids/s than
+one statement per round trip, bench/mysql.py) and hands the whole batch back to the event loop
+in a single ``call_soon_threadsafe``: the ids it got, the requests that failed for good, and the
 requests to route again because the server failed under them. A request whose future is already
 done (cancelled, or failed at its deadline) is skipped; an id drawn for a future that finished
 meanwhile is simply never issued (a gap).
@@ -17,15 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NoReturn, TypeVar
 
 import pymysql
 
 from . import StoreError
 from . import mysql_schema as schema
 from .mysql_server import Server, close_quietly
-
-_T = TypeVar("_T")
 
 # The most requests one round handles before the batch is handed back to the loop.
 MAX_BATCH = 64
@@ -64,10 +62,6 @@ class Outcome:
     retry: list[Request] = field(default_factory=list)
 
 
-class _ServerFailed(Exception):
-    """The connection or the server failed; the batch's remaining requests go elsewhere."""
-
-
 class Worker:
     """The thread that draws the tickets of ``table`` from ``server``."""
 
@@ -87,6 +81,8 @@ class Worker:
         self._conn: pymysql.Connection | None = None
         self._generation = -1
         self._last_used = 0.0
+        self._connect_error: BaseException | None = None
+        self._multi: dict[int, str] = {}  # statement count -> the multi-statement
         self._thread = threading.Thread(
             target=self._run, name=f"tickerd-mysql-{server.name}-{table}", daemon=True
         )
@@ -141,64 +137,84 @@ class Worker:
 
     def _round(self, batch: list[Request]) -> Outcome:
         outcome = Outcome(self.server)
-        live = [request for request in batch if not request.future.done()]
-        if not live:
-            return outcome
-        if not self.server.up:
-            # Marked down by another worker or the probe is still at it: don't wait on it here.
-            outcome.retry.extend(live)
+        pending = [request for request in batch if not request.future.done()]
+        if pending and not self.server.up:
+            # Marked down by another worker, and its probe is at it: don't wait on it here.
+            outcome.retry.extend(pending)
             return outcome
         latencies: list[float] = []
-        for index, request in enumerate(live):
-            if request.future.done():
-                continue
-            try:
-                started = time.perf_counter()
-                ticket = self._draw(request)
-                latencies.append(time.perf_counter() - started)
-            except _ServerFailed:
-                outcome.retry.extend(live[index:])
+        created = False
+        while pending:
+            now = time.monotonic()
+            # Past its deadline the loop has failed it (or is about to): drawing would burn an id.
+            pending = [r for r in pending if not r.future.done() and r.deadline > now]
+            if not pending:
                 break
-            except StoreError as exc:
-                outcome.failed.append((request, exc))
+            started = time.perf_counter()
+            tickets, error = self._draw(len(pending))
+            latencies.append(time.perf_counter() - started)
+            for request, ticket in zip(pending, tickets, strict=False):
+                if ticket > MAX_TICKET:
+                    outcome.failed.append((request, exhausted(self.table, self.server)))
+                else:
+                    outcome.ids.append((request, ticket))
+            pending = pending[len(tickets) :]
+            code = None if error is None else schema.error_code(error)
+            if error is None or code in schema.RETRYABLE:
+                # A deadlock with another daemon's REPLACE on the stub row: the server stopped
+                # at the failed statement and no id of it was seen, so the rest go again.
+                if error is not None:
+                    self.server.add_deadlock()
                 continue
-            if ticket is not None:
-                outcome.ids.append((request, ticket))
+            if code == schema.ER_NO_SUCH_TABLE and not created:
+                # The server was down when the table was ensured, or was replaced since.
+                created = True
+                conn = self._conn
+                if conn is not None and self._try(
+                    functools.partial(schema.create_table, conn, self.table)
+                ):
+                    continue
+            elif code == schema.ER_AUTOINC_READ_FAILED:
+                outcome.failed.extend((r, exhausted(self.table, self.server)) for r in pending)
+                break
+            else:
+                self._fail(error)
+            outcome.retry.extend(pending)
+            break
         self.server.add_tickets(len(outcome.ids), latencies)
         return outcome
 
-    def _draw(self, request: Request) -> int | None:
-        """One ticket from the OK packet of a REPLACE; None if the request ran out of time."""
-        created = False
-        while time.monotonic() < request.deadline:
-            conn = self._connection()
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(self._replace)
-                    ticket = int(cur.lastrowid)
-            except (pymysql.MySQLError, OSError) as exc:
-                code = schema.error_code(exc)
-                if code in schema.RETRYABLE:
-                    # Another daemon's REPLACE on the same stub row won; the attempt burned no id
-                    # that anyone saw, so trying again is safe.
-                    self.server.add_deadlock()
-                    continue
-                if code == schema.ER_NO_SUCH_TABLE and not created:
-                    # The server was down when the table was ensured, or was replaced since.
-                    created = True
-                    self._guarded(functools.partial(schema.create_table, conn, request.table))
-                    continue
-                if code == schema.ER_AUTOINC_READ_FAILED:
-                    raise exhausted(request.table, self.server) from None
-                self._fail(exc)
+    def _draw(self, count: int) -> tuple[list[int], BaseException | None]:
+        """Up to ``count`` tickets from one multi-statement round trip, and the error that
+        stopped it short. Every id comes from an OK packet received; none is ever made up."""
+        tickets: list[int] = []
+        conn = self._connection()
+        if conn is None:
+            return tickets, self._connect_error
+        try:
+            with conn.cursor() as cur:
+                # Each statement's result must be read (nextset) before the connection is usable
+                # again; an error in statement k arrives with the k-th result, and the server
+                # runs none after it.
+                cur.execute(self._statements(count))
+                tickets.append(int(cur.lastrowid))
+                while cur.nextset():
+                    tickets.append(int(cur.lastrowid))
+        except (pymysql.MySQLError, OSError) as exc:
+            return tickets, exc
+        finally:
             self._last_used = time.monotonic()
-            if ticket > MAX_TICKET:
-                raise exhausted(request.table, self.server)
-            return ticket
-        return None
+        return tickets, None
 
-    def _connection(self) -> pymysql.Connection:
-        """The open connection, replaced if stale, pinged if idle, opened if missing."""
+    def _statements(self, count: int) -> str:
+        sql = self._multi.get(count)
+        if sql is None:
+            sql = self._multi[count] = ";".join([self._replace] * count)
+        return sql
+
+    def _connection(self) -> pymysql.Connection | None:
+        """The open connection, replaced if stale, pinged if idle, opened if missing; None
+        (and ``_connect_error``) if the server cannot be reached."""
         server = self.server
         conn = self._conn
         if conn is not None and self._generation != server.generation:
@@ -212,19 +228,24 @@ class Worker:
                 conn = self._conn = None
         if conn is None:
             generation = server.generation
-            conn = self._guarded(server.connect)
+            try:
+                conn = server.connect(multi_statements=True)
+            except (pymysql.MySQLError, OSError) as exc:
+                self._connect_error = exc
+                return None
             self._conn, self._generation = conn, generation
-        self._last_used = time.monotonic()
         return conn
 
-    def _guarded(self, call: Callable[[], _T]) -> _T:
+    def _try(self, call: Callable[[], object]) -> bool:
+        """Run a statement besides the tickets; on failure the server is marked down."""
         try:
-            return call()
+            call()
         except (pymysql.MySQLError, OSError) as exc:
             self._fail(exc)
+            return False
+        return True
 
-    def _fail(self, exc: BaseException) -> NoReturn:
+    def _fail(self, exc: BaseException) -> None:
         close_quietly(self._conn)
         self._conn = None
         self.server.mark_down(exc)
-        raise _ServerFailed from exc
