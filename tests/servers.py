@@ -175,7 +175,7 @@ class Tickerd:
         return self.start()
 
     def client(self, **options: Any) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10, **options)
+        return redis.Redis(host="127.0.0.1", port=self.port, **{"socket_timeout": 10, **options})
 
     def send(self, data: bytes, **options: Any) -> bytes:
         return exchange(self.port, data, **options)
