@@ -532,3 +532,42 @@ def test_a_hung_server_of_two_is_skipped(mariadb_factory: MariaDBFactory) -> Non
             assert all(ticket % 2 for ticket in load.since(paused + 1.2))
 
     run(body)
+
+
+def test_a_vanished_table_is_not_recreated(mysql_database: MysqlDatabase) -> None:
+    """A dropped table's counter is gone: re-creating it would issue old ids again."""
+    server = mysql_database.server
+
+    async def body() -> None:
+        config = store_config(mysql_database.config(), timeout=0.5)
+        async with running(config, TABLE) as store:
+            assert await store.draw(TABLE) == 1
+            server.execute(f"DROP TABLE `{TABLE}`", mysql_database.database)
+            with pytest.raises(StoreUnavailable, match="doesn't exist"):
+                await store.draw(TABLE)
+        assert server.execute(f"SHOW TABLES LIKE '{TABLE}'", mysql_database.database) == []
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_a_server_down_at_ensure_table_gets_the_table_when_back(
+    mariadb_factory: MariaDBFactory,
+) -> None:
+    odd_server, even_server = mariadb_factory(), mariadb_factory()
+    first, second = pair(odd_server, even_server)
+
+    async def body() -> None:
+        async with running(store_config(first, second)) as store:
+            even_server.kill()
+            await store.ensure_table(TABLE)  # only the odd server has it now
+            assert [await store.draw(TABLE) for _ in range(3)] == [1, 3, 5]
+            await asyncio.to_thread(even_server.start)
+            restarted = time.monotonic()
+            tickets: list[int] = []
+            while not any(ticket % 2 == 0 for ticket in tickets):
+                assert time.monotonic() - restarted < 2.0
+                tickets.append(await store.draw(TABLE))
+            assert 2 in tickets
+
+    run(body)

@@ -192,15 +192,24 @@ class MysqlStore(Store):
         if not request.future.done():
             request.future.set_exception(
                 StoreUnavailable(
-                    f"no ticket server answered within {self.timeout:g}s: {self._states()}"
+                    f"no ticket server answered within {self.timeout:g}s: "
+                    + self._states(since=request.deadline - self.timeout)
                 )
             )
 
-    def _states(self) -> str:
-        return "; ".join(
-            f"{server}: {'up, no reply in time' if server.up else server.last_error or 'down'}"
-            for server in self.servers
-        )
+    def _states(self, since: float | None = None) -> str:
+        """Each server and why it did not answer; for an up server, an error it had since
+        ``since`` (a request's start) if any, since it may have come back meanwhile."""
+        states = []
+        for server in self.servers:
+            if not server.up:
+                state = server.last_error or "down"
+            elif since is not None and server.last_error_at >= since:
+                state = f"no reply in time (it failed meanwhile: {server.last_error})"
+            else:
+                state = "up, no reply in time"
+            states.append(f"{server}: {state}")
+        return "; ".join(states)
 
     # -- the rare operations, on the admin pool ----------------------------------------------
 
@@ -219,11 +228,12 @@ class MysqlStore(Store):
                 f"cannot create table {table} on any ticket server: {self._states()}"
             )
         for server, result in zip(self.servers, results, strict=True):
+            worker = self._worker(table, server)
             if isinstance(result, BaseException):
                 log.warning(
-                    "table %s not checked on %s (down); it is created on first use", table, server
+                    "table %s not created on %s (down): done when it is back", table, server
                 )
-            self._worker(table, server)
+                worker.create_missing = True
 
     async def list_tables(self, prefix: str) -> list[str]:
         """The stub tables named ``prefix...`` on the first server that answers."""

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import pymysql
@@ -56,6 +57,7 @@ class Server:
         self.errors = 0
         self.deadlocks = 0
         self.last_error = ""
+        self.last_error_at = 0.0  # time.monotonic()
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
         # Called on the probe thread when the server comes back (the store hops to its loop).
         self.on_up: Callable[[], None] = _nothing
@@ -114,6 +116,7 @@ class Server:
         with self._lock:
             self.errors += 1
             self.last_error = text
+            self.last_error_at = time.monotonic()
         return text
 
     def mark_down(self, exc: BaseException) -> None:

@@ -81,6 +81,8 @@ class Worker:
         self._conn: pymysql.Connection | None = None
         self._generation = -1
         self._last_used = 0.0
+        # Set by the store when ensure_table could not reach this server.
+        self.create_missing = False
         self._connect_error: BaseException | None = None
         self._multi: dict[int, str] = {}  # statement count -> the multi-statement
         self._thread = threading.Thread(
@@ -166,8 +168,10 @@ class Worker:
                 if error is not None:
                     self.server.add_deadlock()
                 continue
-            if code == schema.ER_NO_SUCH_TABLE and not created:
-                # The server was down when the table was ensured, or was replaced since.
+            if code == schema.ER_NO_SUCH_TABLE and self.create_missing and not created:
+                # The server was down when the store created the table: create it now. A table
+                # that vanished otherwise is never re-created here: its counter would restart
+                # and re-issue old ids, so the server is failed over instead, loudly.
                 created = True
                 conn = self._conn
                 if conn is not None and self._try(
