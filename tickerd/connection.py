@@ -99,8 +99,17 @@ class Connection(asyncio.Protocol):
 
     def _serve(self) -> None:
         """Dispatch the buffered requests while there is room for their replies."""
+        while self._dispatch():
+            # Stopped at MAX_PENDING, and the flush made room: go on with the buffered requests.
+            if self._closing or self._writing_paused or len(self._slots) >= MAX_PENDING:
+                break
+        self._update_reading()
+
+    def _dispatch(self) -> bool:
+        """Run the parsed requests until the slots are full, then flush; True if stopped full."""
         session = self.session
         stats = self.state.stats
+        full = False
         try:
             for request in self.parser:
                 stats.commands_processed += 1
@@ -109,6 +118,7 @@ class Connection(asyncio.Protocol):
                     self._closing = True
                     break
                 if len(self._slots) >= MAX_PENDING or self._writing_paused:
+                    full = True
                     break
         except resp.ProtocolError as exc:
             stats.protocol_errors += 1
@@ -116,7 +126,7 @@ class Connection(asyncio.Protocol):
             self._push(ReplyError(f"ERR Protocol error: {exc.reason}"), session.protocol)
             self._closing = True
         self._flush()
-        self._update_reading()
+        return full
 
     def _push(self, reply: Any, protocol: int) -> None:
         if isinstance(reply, asyncio.Future):
