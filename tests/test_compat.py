@@ -77,6 +77,18 @@ CASES: dict[str, bytes] = {
     "empty multibulk ignored": b"*0\r\n" + c("PING"),
     "negative multibulk ignored": b"*-1\r\n" + c("PING"),
     "blank inline line ignored": b"\r\n   \r\n" + c("PING"),
+    # A fresh sequence counts from 1 like a fresh Redis counter, so the ordering of GET among
+    # pipelined INCRs can be compared byte for byte: GET sees the INCRs before it, never after.
+    "get sees only the incrs before it": c("GET", "ordering:seq")
+    + c("INCR", "ordering:seq")
+    + c("GET", "ordering:seq")
+    + c("INCR", "ordering:seq")
+    + c("MULTI")
+    + c("INCR", "ordering:seq")
+    + c("GET", "ordering:seq")
+    + c("INCR", "ordering:seq")
+    + c("EXEC")
+    + c("GET", "ordering:seq"),
 }
 
 # The same requests again on a RESP3 connection: HELLO 3's reply differs (server, version,

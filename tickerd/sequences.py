@@ -31,7 +31,7 @@ class Sequence:
 
     name: str
     table: str
-    # The most recent ticket this process issued, or None before the first one.
+    # The most recent ticket: read from the store at start (or creation), then each one issued.
     last: int | None = None
     issued: int = 0
     # Bumped on every ticket requested, so WATCH can tell that the sequence moved.
@@ -40,12 +40,6 @@ class Sequence:
     ready: asyncio.Future[None] | None = field(default=None)
     # The ticket requested most recently, so that GET after INCR sees that INCR's ticket.
     latest: asyncio.Future[int] | None = field(default=None)
-
-    def settled_last(self) -> int | None:
-        """The last ticket, if no ticket is in flight (else None: ask ``Sequences.last``)."""
-        if self.latest is not None and not self.latest.done():
-            return None
-        return self.last
 
     def _record(self, future: asyncio.Future[int]) -> None:
         if not future.cancelled() and future.exception() is None:
@@ -72,6 +66,8 @@ class Sequences:
                 name = table[len(self.prefix) :]
                 if name not in self._by_name and not sequence_name_problem(name, self.prefix):
                     self._by_name[name] = Sequence(name, table)
+        for sequence in self._by_name.values():
+            sequence.last = await self.store.last_id(sequence.table)
         log.info("serving %d sequences: %s", len(self), " ".join(sorted(self._by_name)) or "-")
 
     def __len__(self) -> int:
@@ -130,6 +126,7 @@ class Sequences:
     async def _create_table(self, sequence: Sequence) -> None:
         try:
             await self.store.ensure_table(sequence.table)
+            sequence.last = await self.store.last_id(sequence.table)
         except BaseException:
             # Forget the name, so that the next request tries again.
             if self._by_name.get(sequence.name) is sequence:
@@ -153,15 +150,32 @@ class Sequences:
         await asyncio.shield(ready)
         return await self.store.draw(sequence.table)
 
-    async def last(self, sequence: Sequence) -> int | None:
-        """The most recent ticket: this process's, else the largest the store has issued."""
-        if sequence.latest is not None and not sequence.latest.done():
-            await asyncio.wait([sequence.latest])
-        if sequence.last is not None:
+    def last(self, sequence: Sequence) -> int | asyncio.Future[int | None] | None:
+        """GET: the most recent ticket when this is called, or a future of it.
+
+        Replies leave in request order, but GET must also *see* in request order: its answer is
+        fixed by what was requested before it, never by the INCRs pipelined after it. So the
+        future waits on the ticket in flight *now* (or the table being created now), not on
+        whatever is in flight when it runs.
+        """
+        pending = sequence.latest
+        if pending is not None and pending.done():
+            pending = None
+        if pending is None and sequence.ready is None:
             return sequence.last
-        if sequence.ready is not None:
+        return asyncio.ensure_future(self._last_after(sequence, pending, sequence.last))
+
+    async def _last_after(
+        self, sequence: Sequence, pending: asyncio.Future[int] | None, before: int | None
+    ) -> int | None:
+        if pending is None:
+            assert sequence.ready is not None
             await asyncio.shield(sequence.ready)
-        return await self.store.last_id(sequence.table)
+            return sequence.last  # read at creation; no ticket of ours can have landed yet
+        await asyncio.wait([pending])
+        if pending.cancelled() or pending.exception() is not None:
+            return before  # that ticket was never issued: the one before it is the last
+        return pending.result()
 
     async def raise_to(self, sequence: Sequence, floor: int) -> None:
         """SET: make every later ticket greater than ``floor``; refuse to move backwards."""
@@ -177,6 +191,7 @@ class Sequences:
             )
         await self.store.raise_to(sequence.table, floor)
         sequence.version += 1
+        sequence.last = max(floor, sequence.last or 0)  # GET after SET answers the new floor
 
 
 def _shown(name: str) -> str:

@@ -40,21 +40,22 @@ def incrby(session: Session, args: list[bytes]) -> Reply:
 
 
 def get(session: Session, args: list[bytes]) -> Reply:
-    sequence = session.server.sequences.find(args[1])
+    sequences = session.server.sequences
+    sequence = sequences.find(args[1])
     if sequence is None:
         return None
-    last = sequence.settled_last()
-    if last is not None:
-        return str(last).encode()
-    return run_async(_last(session, sequence))
+    last = sequences.last(sequence)
+    if isinstance(last, asyncio.Future):
+        return run_async(_bulk_when_done(last))
+    return None if last is None else str(last).encode()
 
 
-async def _last(session: Session, sequence: Sequence) -> Value:
+async def _bulk_when_done(last: asyncio.Future[int | None]) -> Value:
     try:
-        last = await session.server.sequences.last(sequence)
+        value = await last
     except StoreError as exc:
         return ReplyError(f"ERR {exc}")
-    return None if last is None else str(last).encode()
+    return None if value is None else str(value).encode()
 
 
 def mget(session: Session, args: list[bytes]) -> Reply:
