@@ -213,6 +213,18 @@ def resolve(args: list[bytes]) -> Command | ReplyError:
     return row
 
 
+def _refuse(session: Session, args: list[bytes], error: ReplyError) -> ReplyError:
+    """A request refused before it ran: inside MULTI, the transaction is doomed; a refused EXEC
+    itself discards the transaction and says why, as Redis does."""
+    if args[0].lower() == b"exec":
+        _end_transaction(session)
+        reason = error.text.removeprefix("ERR ")
+        return ReplyError(f"EXECABORT Transaction discarded because of: {reason}")
+    if session.multi is not None:
+        session.multi_failed = True
+    return error
+
+
 def _unknown(args: list[bytes]) -> ReplyError:
     shown = ""
     for arg in args[1:]:
@@ -232,13 +244,9 @@ def execute(session: Session, args: list[bytes]) -> Reply:
     """Run one request (a non-empty list of arguments) and return its reply."""
     row = resolve(args)
     if isinstance(row, ReplyError):
-        if session.multi is not None:
-            session.multi_failed = True
-        return row
+        return _refuse(session, args, row)
     if not session.authenticated and NOAUTH not in row.flags:
-        if session.multi is not None:
-            session.multi_failed = True
-        return NOAUTH_ERROR
+        return _refuse(session, args, NOAUTH_ERROR)
     session.last_command = row.name
     if session.multi is not None and IMMEDIATE not in row.flags:
         if len(session.multi) >= MAX_QUEUED:
