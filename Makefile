@@ -35,11 +35,14 @@ servers:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing mariadb-server redis-server redis-tools nodejs npm (missing:$$missing)"; \
+	    apt-get update -q >/dev/null; \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server redis-server redis-tools nodejs npm >/dev/null; \
 	  else \
 	    echo "missing:$$missing; install them with: sudo apt-get install mariadb-server redis-server redis-tools nodejs npm"; exit 1; \
 	  fi; \
 	fi
+	@node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' || \
+	  { echo "the Node.js client tests need Node.js 20 or later (found $$(node --version))"; exit 1; }
 
 # The Node.js clients of tests/test_node_clients.py, at the versions pinned in the lock file.
 $(NODE_MODULES): tests/node/package-lock.json | servers
