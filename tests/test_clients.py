@@ -120,6 +120,23 @@ def test_server_commands_clients_ask_on_connect(client: redis.Redis) -> None:
     assert client.execute_command("COMMAND COUNT") > 20
 
 
+def test_info_lists_sequences_whose_names_hold_a_colon(client: redis.Redis) -> None:
+    # redis-py splits an INFO line at its first ':', as other INFO parsers do.
+    ticket = client.incr("user:id")
+    users = client.incr("users")
+    info = client.info("sequences")
+    entries = {
+        entry["name"]: entry
+        for key, entry in info.items()
+        if key.startswith("sequence") and key != "sequences"
+    }
+    assert info["sequences"] == len(entries)
+    assert entries["user:id"]["table"] == "tickets_user:id"
+    assert entries["user:id"]["last"] == ticket
+    assert entries["user:id"]["issued"] >= 1
+    assert entries["users"]["last"] == users
+
+
 def test_forward_only_commands_are_refused(client: redis.Redis) -> None:
     for call in (
         lambda: client.delete("users"),

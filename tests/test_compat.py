@@ -24,6 +24,15 @@ CASES: dict[str, bytes] = {
     "unknown command": c("FOO", "a", "b"),
     "unknown command no args": c("FOO"),
     "unknown command long args": c("FOO", "a" * 200, "b"),
+    "unknown command many args": c("FOO", *["abcdefghij"] * 20),
+    "unknown command long name": c("F" * 200, "a"),
+    "unknown command with nul bytes": c(b"FOO\x00BAR", b"a\x00b", "c"),
+    "unknown command not utf-8": c(b"F\xffOO", b"\xfe\xff", "x"),
+    "unknown command clipped mid-character": c("FOO", "\u00e9" * 100),
+    "unknown command clipped mid-character in the name": c("\u00e9" * 100),
+    "unknown command with crlf": c("FOO", "a\r\nb"),
+    "unknown subcommand not utf-8": c("CLIENT", b"\xff\x00x"),
+    "unknown subcommand long": c("CONFIG", "\u00e9" * 100),
     "get arity": c("GET"),
     "incr arity": c("INCR"),
     "incr arity too many": c("INCR", "a", "b"),
@@ -41,6 +50,13 @@ CASES: dict[str, bytes] = {
     "client setname with space": c("CLIENT", "SETNAME", "a b"),
     "client setname ok": c("CLIENT", "SETNAME", "worker"),
     "client getname unset": c("CLIENT", "GETNAME"),
+    "client list type unknown": c("CLIENT", "LIST", "TYPE", "foo"),
+    "client list type pubsub": c("CLIENT", "LIST", "TYPE", "pubsub"),
+    "client list type master": c("CLIENT", "LIST", "TYPE", "MASTER"),
+    "client list type without a type": c("CLIENT", "LIST", "TYPE"),
+    "client list unknown option": c("CLIENT", "LIST", "FOO", "bar"),
+    "client list id not an integer": c("CLIENT", "LIST", "ID", "x"),
+    "client list id unknown": c("CLIENT", "LIST", "ID", "999999"),
     "client getname after setname": c("CLIENT", "SETNAME", "w1") + c("CLIENT", "GETNAME"),
     "select 0": c("SELECT", "0"),
     "select out of range": c("SELECT", "16"),
@@ -70,6 +86,17 @@ CASES: dict[str, bytes] = {
     "config get save": c("CONFIG", "GET", "save"),
     "config get appendonly": c("CONFIG", "GET", "appendonly"),
     "config get nothing": c("CONFIG", "GET", "no-such-parameter"),
+    "config get echoes the name asked": c("CONFIG", "GET", "SAVE"),
+    "config get mixed case": c("CONFIG", "GET", "AppendOnly"),
+    "config get the same twice": c("CONFIG", "GET", "appendonly", "APPENDONLY"),
+    "config get glob then name": c("CONFIG", "GET", "appendon*", "APPENDONLY"),
+    "scan largest cursor": c("SCAN", "18446744073709551615", "MATCH", "no-such-key*"),
+    "scan cursor -1": c("SCAN", "-1", "MATCH", "no-such-key*"),
+    "scan cursor beyond 64 bits": c("SCAN", "18446744073709551616"),
+    "scan cursor below -2**64": c("SCAN", "-18446744073709551616"),
+    "scan cursor with a space": c("SCAN", " 1"),
+    "scan cursor in hex": c("SCAN", "0x1"),
+    "scan cursor only a sign": c("SCAN", "-"),
     "command unknown subcommand": c("COMMAND", "FOO"),
     "reset": c("RESET"),
     "quit": c("QUIT"),
@@ -155,3 +182,50 @@ def test_client_setinfo_answers_as_redis_7_2(tickerd: Tickerd) -> None:
     )
     info = tickerd.send(c("CLIENT", "SETINFO", "lib-name", "py") + c("CLIENT", "INFO"))
     assert b"lib-name=py" in info
+
+
+# CLIENT INFO / CLIENT LIST fields, in Redis 7.2's order (the local 7.0 server lacks the last
+# three and watch).
+REDIS_7_2_CLIENT_FIELDS = [
+    "id", "addr", "laddr", "fd", "name", "age", "idle", "flags", "db", "sub", "psub", "ssub",
+    "multi", "watch", "qbuf", "qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp", "obl", "oll",
+    "omem", "tot-mem", "events", "cmd", "user", "redir", "resp", "lib-name", "lib-ver",
+]  # fmt: skip
+
+
+def _client_info_fields(reply: bytes) -> list[str]:
+    """The field names of a RESP2 CLIENT INFO reply (a bulk string holding one line)."""
+    line = reply.split(b"\r\n")[1].decode()
+    return [field.partition("=")[0] for field in line.split(" ")]
+
+
+def test_client_info_has_every_field_of_redis_7_2(
+    tickerd: Tickerd, redis_server: RedisServer
+) -> None:
+    our_fields = _client_info_fields(tickerd.send(c("CLIENT", "INFO")))
+    their_fields = _client_info_fields(redis_server.send(c("CLIENT", "INFO")))
+    assert our_fields == REDIS_7_2_CLIENT_FIELDS
+    assert [name for name in our_fields if name in their_fields] == their_fields
+    with tickerd.client() as ours:
+        info = ours.client_info()  # redis-py 5+ reads qbuf and obl
+        assert info["qbuf"] == 0
+        assert info["obl"] == 0
+        assert info["cmd"] == "client|info"
+
+
+def test_client_list_type_and_id(tickerd: Tickerd) -> None:
+    with tickerd.client() as client, tickerd.client() as other:
+        other.client_setname("other")
+        other_id = other.client_id()
+        normal = client.client_list(_type="normal")
+        assert any(entry["name"] == "other" for entry in normal)
+        assert client.client_list(_type="pubsub") == []
+        assert client.client_list(_type="replica") == []
+        [entry] = client.client_list(client_id=[other_id])
+        assert (entry["name"], entry["multi"], entry["multi-mem"]) == ("other", "-1", "0")
+        other.execute_command("MULTI")
+        other.execute_command("ECHO", "x" * 100)
+        [entry] = client.client_list(client_id=[other_id])
+        assert (entry["flags"], entry["multi"]) == ("x", "1")
+        assert int(entry["multi-mem"]) >= 100
+        other.execute_command("DISCARD")

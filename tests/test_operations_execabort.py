@@ -1,4 +1,4 @@
-"""EXEC refused outright is answered with EXECABORT, as Redis does (tickerd does not, yet).
+"""EXEC refused outright is answered with EXECABORT, as Redis does.
 
 Redis's ``rejectCommand`` turns any refusal of EXEC itself (NOAUTH, wrong arity) into
 ``-EXECABORT Transaction discarded because of: <reason>`` and ends the transaction.

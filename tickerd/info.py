@@ -66,12 +66,14 @@ def _replication(_state: ServerState) -> list[tuple[str, str]]:
 
 
 def _sequences(state: ServerState) -> list[tuple[str, str]]:
+    # Keyed by position, like Redis's slave0: INFO parsers split a line at its first ':', and a
+    # sequence name may hold one (user:id). In a value, ':' is fine; ',' and '=' never occur in
+    # names.
     lines = [("sequences", str(len(state.sequences)))]
-    for sequence in state.sequences.all():
+    for index, sequence in enumerate(state.sequences.all()):
         last = "" if sequence.last is None else str(sequence.last)
-        lines.append(
-            (f"seq_{sequence.name}", f"table={sequence.table},last={last},issued={sequence.issued}")
-        )
+        fields = f"table={sequence.table},last={last},issued={sequence.issued}"
+        lines.append((f"sequence{index}", f"name={sequence.name},{fields}"))
     return lines
 
 

@@ -9,23 +9,38 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from ..config import sequence_name_problem
 from ..context import Session
 from ..replies import NULL_ARRAY, OK, QUEUED, Reply, ReplyError, SimpleString, Value, settle
 from . import connection, introspection, tickets
 from .base import IMMEDIATE, NOAUTH, Command, command, text, wrong_arguments
 
 NOAUTH_ERROR = ReplyError("NOAUTH Authentication required.")
-# Commands queued in one MULTI, at most: the queue is memory held for a client.
+# Commands queued in one MULTI, and the bytes of their arguments, at most: the queue is memory
+# held for a client.
 MAX_QUEUED = 10_000
+MAX_QUEUED_BYTES = 4 * 1024 * 1024
+# Keys one client may WATCH at once: the watch list is memory held for a client too.
+MAX_WATCHED = 10_000
 
 
 # -- transactions ---------------------------------------------------------------------------
 
 
+class _Queue(list[list[bytes]]):
+    """MULTI's queue of requests, counting the bytes their arguments hold."""
+
+    __slots__ = ("size",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = 0
+
+
 def multi(session: Session, _args: list[bytes]) -> Reply:
     if session.multi is not None:
         return ReplyError("ERR MULTI calls can not be nested")
-    session.multi = []
+    session.multi = _Queue()
     session.multi_failed = False
     return OK
 
@@ -41,10 +56,24 @@ def watch(session: Session, args: list[bytes]) -> Reply:
     if session.multi is not None:
         return ReplyError("ERR WATCH inside MULTI is not allowed")
     sequences = session.server.sequences
-    for key in args[1:]:
-        name = text(key)
-        session.watched.setdefault(name, sequences.version(name))
+    # A key that can never be a sequence never changes, so watching it is a no-op: only names
+    # that are, or may become, sequences take room.
+    names = {name for name in map(text, args[1:]) if _may_change(session, name)}
+    added = names.difference(session.watched)
+    if len(session.watched) + len(added) > MAX_WATCHED:
+        return ReplyError(f"ERR too many watched keys (at most {MAX_WATCHED} per client)")
+    for name in added:
+        session.watched[name] = sequences.version(name)
     return OK
+
+
+def _may_change(session: Session, name: str) -> bool:
+    sequences = session.server.sequences
+    if sequences.find(name.encode()) is not None:
+        return True
+    if not sequences.config.auto_create:
+        return False
+    return sequence_name_problem(name, sequences.prefix) is None
 
 
 def unwatch(session: Session, _args: list[bytes]) -> Reply:
@@ -204,9 +233,8 @@ def resolve(args: list[bytes]) -> Command | ReplyError:
     if row.subcommands is not None and len(args) > 1:
         sub = row.subcommands.get(args[1].lower().decode("utf-8", "replace"))
         if sub is None:
-            return ReplyError(
-                f"ERR unknown subcommand '{_clip(text(args[1]))}'. Try {name.upper()} HELP."
-            )
+            shown = _raw(_c_string(args[1])[:_SHOWN])
+            return ReplyError(f"ERR unknown subcommand '{shown}'. Try {name.upper()} HELP.")
         if not sub.arity_ok(len(args)):
             return wrong_arguments(sub.name)
         return Command(sub.name, sub.handler, sub.arity, row.flags | sub.flags, sub.group)
@@ -225,19 +253,33 @@ def _refuse(session: Session, args: list[bytes], error: ReplyError) -> ReplyErro
     return error
 
 
+# Redis shows at most this many bytes of an unknown command's name, and of its arguments.
+_SHOWN = 128
+
+
 def _unknown(args: list[bytes]) -> ReplyError:
-    shown = ""
+    """Redis's text, built as its printf calls build it: on bytes, each argument quoted and
+    clipped so the list stays within 128 bytes, each cut at a NUL byte (``%.*s``)."""
+    shown = b""
     for arg in args[1:]:
-        if len(shown) >= 128:
+        if len(shown) >= _SHOWN:
             break
-        shown += f"'{text(arg)[: 128 - len(shown)]}' "
+        shown += b"'" + _c_string(arg)[: _SHOWN - len(shown)] + b"' "
     return ReplyError(
-        f"ERR unknown command '{_clip(text(args[0]))}', with args beginning with: {shown}"
+        f"ERR unknown command '{_raw(_c_string(args[0])[:_SHOWN])}', "
+        f"with args beginning with: {_raw(shown)}"
     )
 
 
-def _clip(name: str) -> str:
-    return name[:128]
+def _c_string(arg: bytes) -> bytes:
+    """An argument as C's ``%s`` prints it: up to its first NUL byte."""
+    return arg.partition(b"\0")[0]
+
+
+def _raw(data: bytes) -> str:
+    """Peer bytes in an error text: the encoder turns the surrogate escapes of bytes that are
+    not UTF-8 (or of a character clipped mid-way) back into the very same bytes."""
+    return data.decode("utf-8", "surrogateescape")
 
 
 def execute(session: Session, args: list[bytes]) -> Reply:
@@ -248,13 +290,22 @@ def execute(session: Session, args: list[bytes]) -> Reply:
     if not session.authenticated and NOAUTH not in row.flags:
         return _refuse(session, args, NOAUTH_ERROR)
     session.last_command = row.name
-    if session.multi is not None and IMMEDIATE not in row.flags:
-        if len(session.multi) >= MAX_QUEUED:
+    queue = session.multi
+    if queue is not None and IMMEDIATE not in row.flags:
+        assert isinstance(queue, _Queue), "MULTI makes the queue"
+        size = sum(map(len, args))
+        if len(queue) >= MAX_QUEUED:
             session.multi_failed = True
             return ReplyError(f"ERR too many commands in MULTI (at most {MAX_QUEUED})")
-        session.multi.append(args)
+        if queue.size + size > MAX_QUEUED_BYTES:
+            session.multi_failed = True
+            return ReplyError(
+                f"ERR too many bytes queued in MULTI (at most {MAX_QUEUED_BYTES} in arguments)"
+            )
+        queue.append(args)
+        queue.size += size
         return QUEUED
     return row.handler(session, args)
 
 
-__all__ = ["MAX_QUEUED", "TABLE", "execute", "gather", "resolve"]
+__all__ = ["MAX_QUEUED", "MAX_QUEUED_BYTES", "MAX_WATCHED", "TABLE", "execute", "gather", "resolve"]

@@ -16,6 +16,8 @@ Handler = Callable[[Session, list[bytes]], Reply]
 # Flags, as COMMAND INFO reports them, plus tickerd's own:
 NOAUTH = "no_auth"  # allowed before AUTH
 IMMEDIATE = "immediate"  # runs at once inside MULTI instead of being queued (tickerd's own)
+# tickerd's own flags, which COMMAND INFO does not show.
+INTERNAL_FLAGS = frozenset({IMMEDIATE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,25 @@ def parse_int(arg: bytes) -> int | None:
         return None
     value = int(arg)
     return value if -(2**63) <= value < 2**63 else None
+
+
+_CURSOR = re.compile(rb"([+-]?)([0-9]+)")
+_CURSOR_SPACE = 2**64
+
+
+def parse_cursor(arg: bytes) -> int | None:
+    """A SCAN cursor as Redis reads one (C's strtoul on the C string: '' is 0, a sign is allowed
+    and a negative wraps around, as '-1' is 2**64 - 1), or None beyond 64 bits."""
+    arg = arg.partition(b"\0")[0]
+    if not arg:
+        return 0
+    match = _CURSOR.fullmatch(arg)
+    if match is None:
+        return None
+    value = int(match[2])
+    if value >= _CURSOR_SPACE:
+        return None
+    return (-value) % _CURSOR_SPACE if match[1] == b"-" else value
 
 
 def text(arg: bytes) -> str:

@@ -151,8 +151,14 @@ def client_setinfo(session: Session, args: list[bytes]) -> Reply:
 
 
 def describe(session: Session, now: float) -> str:
-    """One CLIENT LIST line (without the newline), in Redis's field order."""
-    flags = "x" if session.multi is not None else "N"
+    """One CLIENT LIST line (without the newline): every field of Redis 7.2, in its order.
+
+    Buffer sizes that the connection keeps to itself are reported as 0; clients parse the
+    fields (redis-py's client_info() reads qbuf and obl), they do not act on them.
+    """
+    queued = session.multi
+    flags = "x" if queued is not None else "N"
+    multi_mem = sum(len(arg) for args in queued for arg in args) if queued is not None else 0
     fields = [
         ("id", session.id),
         ("addr", session.addr),
@@ -166,8 +172,19 @@ def describe(session: Session, now: float) -> str:
         ("sub", 0),
         ("psub", 0),
         ("ssub", 0),
-        ("multi", -1 if session.multi is None else len(session.multi)),
+        ("multi", -1 if queued is None else len(queued)),
         ("watch", len(session.watched)),
+        ("qbuf", 0),
+        ("qbuf-free", 0),
+        ("argv-mem", 0),
+        ("multi-mem", multi_mem),
+        ("rbs", 0),
+        ("rbp", 0),
+        ("obl", 0),
+        ("oll", 0),
+        ("omem", 0),
+        ("tot-mem", multi_mem),
+        ("events", "r"),
         ("cmd", session.last_command),
         ("user", "default"),
         ("redir", -1),
@@ -182,15 +199,25 @@ def client_info(session: Session, _args: list[bytes]) -> Reply:
     return Verbatim(describe(session, time.monotonic()) + "\n")
 
 
+# CLIENT LIST TYPE: tickerd's clients are all normal ones; the other types exist in Redis.
+_CLIENT_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
+
+
 def client_list(session: Session, args: list[bytes]) -> Reply:
     clients = list(session.server.clients.values())
-    if len(args) > 2:
-        if len(args) < 4 or args[2].lower() != b"id":
-            return SYNTAX_ERROR
+    if len(args) == 4 and args[2].lower() == b"type":
+        kind = args[3].lower()
+        if kind not in _CLIENT_TYPES:
+            return ReplyError(f"ERR Unknown client type '{text(args[3])}'")
+        if kind != b"normal":
+            clients = []
+    elif len(args) > 3 and args[2].lower() == b"id":
         wanted = {parse_int(arg) for arg in args[3:]}
         if None in wanted:
             return ReplyError("ERR Invalid client ID")
         clients = [client for client in clients if client.id in wanted]
+    elif len(args) != 2:
+        return SYNTAX_ERROR
     now = time.monotonic()
     return Verbatim("".join(describe(client, now) + "\n" for client in clients))
 
@@ -204,7 +231,7 @@ def client_help(_session: Session, _args: list[bytes]) -> Reply:
         "    Return the ID of the current connection.",
         "INFO",
         "    Return information about the current client connection.",
-        "LIST [ID <id> [<id> ...]]",
+        "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
         "    Return information about client connections.",
         "SETINFO <option> <value>",
         "    Set client meta attr. Options are:",

@@ -8,7 +8,8 @@ from ..context import Session
 from ..glob import compile_glob
 from ..info import render_info
 from ..replies import OK, Reply, ReplyError, SimpleString, Value, Verbatim
-from .base import Command, text
+from ..resp import MAX_BULK
+from .base import INTERNAL_FLAGS, Command, text
 
 
 def info(session: Session, args: list[bytes]) -> Reply:
@@ -40,19 +41,32 @@ def _parameters(session: Session) -> dict[str, str]:
         "slave-read-only": "yes",
         "protected-mode": "no",
         "loglevel": "notice",
-        "proto-max-bulk-len": "512mb",
+        # The largest argument tickerd accepts, in bytes, as Redis answers it.
+        "proto-max-bulk-len": str(MAX_BULK),
     }
+
+
+# A CONFIG GET argument holding one of these is a glob; any other is a parameter's name.
+_GLOB_CHARS = frozenset(b"[*?")
 
 
 def config_get(session: Session, args: list[bytes]) -> Reply:
     parameters = _parameters(session)
-    found: dict[Value, Value] = {}
+    # Redis 7.0 answers a plain name as the client spelled it (CONFIG GET SAVE -> SAVE) and a
+    # glob's matches by their own names; each parameter once, in the first spelling asked.
+    found: dict[str, tuple[str, str]] = {}
     for pattern in args[2:]:
+        if _GLOB_CHARS.isdisjoint(pattern):
+            name = text(pattern)
+            value = parameters.get(name.lower())
+            if value is not None:
+                found.setdefault(name.lower(), (name, value))
+            continue
         match = compile_glob(pattern, nocase=True)
         for name, value in parameters.items():
             if match(name.encode()):
-                found[name] = value
-    return found
+                found.setdefault(name, (name, value))
+    return dict(found.values())
 
 
 def config_set(_session: Session, args: list[bytes]) -> Reply:
@@ -90,7 +104,7 @@ def command_info(row: Command) -> Value:
     """COMMAND INFO's ten fields for one command."""
     keyed = row.group in ("string", "keyspace") and row.name not in ("keys", "scan", "dbsize")
     last_key = -1 if row.arity < 0 and keyed else 1 if keyed else 0
-    flags: list[Value] = [SimpleString(flag) for flag in sorted(row.flags) if "_" not in flag]
+    flags: list[Value] = [SimpleString(flag) for flag in sorted(row.flags - INTERNAL_FLAGS)]
     subcommands = [command_info(sub) for sub in (row.subcommands or {}).values()]
     return [
         row.name,
@@ -99,11 +113,26 @@ def command_info(row: Command) -> Value:
         1 if keyed else 0,
         last_key,
         1 if keyed else 0,
-        [SimpleString("@" + row.group)],
+        [SimpleString(category) for category in _categories(row)],
         [],
         [],
         subcommands,
     ]
+
+
+# Command groups (COMMAND DOCS) whose ACL category has another name, or none (server: Redis
+# files those commands under @admin, @slow, @dangerous, which tickerd does not model).
+_CATEGORY = {"transactions": "transaction", "server": None, "tickerd": None}
+
+
+def _categories(row: Command) -> list[str]:
+    """COMMAND INFO's ACL categories: the group's, and @read, @write, @fast as Redis adds."""
+    group = _CATEGORY.get(row.group, row.group)
+    categories = [] if group is None else ["@" + group]
+    categories += ["@read"] if "readonly" in row.flags else []
+    categories += ["@write"] if "write" in row.flags else []
+    categories.append("@fast" if "fast" in row.flags else "@slow")
+    return categories
 
 
 def command_docs(row: Command) -> Value:

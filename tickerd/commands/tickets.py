@@ -9,7 +9,15 @@ from ..glob import compile_glob
 from ..replies import OK, Reply, ReplyError, SimpleString, Value
 from ..sequences import Sequence, SequenceError
 from ..stores import StoreError
-from .base import NOT_AN_INTEGER, SYNTAX_ERROR, Handler, command, parse_int, run_async
+from .base import (
+    NOT_AN_INTEGER,
+    SYNTAX_ERROR,
+    Handler,
+    command,
+    parse_cursor,
+    parse_int,
+    run_async,
+)
 
 # SCAN's COUNT when none is given, and the most one SCAN call returns.
 SCAN_DEFAULT_COUNT = 10
@@ -118,8 +126,8 @@ def keys(session: Session, args: list[bytes]) -> Reply:
 
 
 def scan(session: Session, args: list[bytes]) -> Reply:
-    cursor = parse_int(args[1])
-    if cursor is None or cursor < 0:
+    cursor = parse_cursor(args[1])
+    if cursor is None:
         return ReplyError("ERR invalid cursor")
     match = None
     count = SCAN_DEFAULT_COUNT
