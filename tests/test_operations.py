@@ -10,6 +10,7 @@ option (``--requirepass``), so the contract is Redis's behaviour, not a copy of 
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import socket
 import subprocess
@@ -26,10 +27,26 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.servers import DEFAULT_CONFIG, REPO, Tickerd, closed_by_peer, exchange, free_port
+from tests.servers import (
+    DEFAULT_CONFIG,
+    REPO,
+    RedisServer,
+    Tickerd,
+    closed_by_peer,
+    exchange,
+    free_port,
+)
 from tests.servers import command as c
 from tickerd import __version__
-from tickerd.resp import MAX_ARGS, MAX_BULK, MAX_INLINE
+from tickerd.connection import CLOSE_TIMEOUT, WRITE_BUFFER_HIGH
+from tickerd.resp import (
+    MAX_ARGS,
+    MAX_BULK,
+    MAX_INLINE,
+    MAX_REQUEST,
+    UNAUTH_MAX_ARGS,
+    UNAUTH_MAX_BULK,
+)
 
 PASSWORD = "s3cret"
 NOAUTH = b"-NOAUTH Authentication required.\r\n"
@@ -184,6 +201,20 @@ AUTH_CASES: dict[str, bytes] = {
     "unknown command before auth": c("FOO", "bar"),
     "auth inside multi": c("AUTH", PASSWORD) + c("MULTI") + c("AUTH", "wrong") + c("EXEC"),
     "quit before auth": c("QUIT") + c("PING"),
+    # Redis 7 limits a request before AUTH to 10 arguments of 16 KiB, then closes.
+    "at the limits before auth": c("EXISTS", *["k"] * (UNAUTH_MAX_ARGS - 1))
+    + c("ECHO", "e" * UNAUTH_MAX_BULK),
+    "too many arguments before auth": b"*%d\r\n" % (UNAUTH_MAX_ARGS + 1),
+    "argument too long before auth": b"*2\r\n$4\r\nECHO\r\n$%d\r\n" % (UNAUTH_MAX_BULK + 1),
+    "after a refused auth, still limited": c("AUTH", "wrong") + b"*%d\r\n" % (UNAUTH_MAX_ARGS + 1),
+    "huge count before auth": b"*2147483648\r\n",
+    "huge bulk before auth": b"*1\r\n$536870913\r\n",
+    "auth lifts the limits": c("AUTH", PASSWORD)
+    + c("EXISTS", *["k"] * UNAUTH_MAX_ARGS)
+    + c("ECHO", "e" * (UNAUTH_MAX_BULK + 1)),
+    "reset restores the limits": c("AUTH", PASSWORD)
+    + c("RESET")
+    + b"*2\r\n$4\r\nECHO\r\n$%d\r\n" % (UNAUTH_MAX_BULK + 1),
 }
 
 
@@ -203,6 +234,22 @@ def test_requirepass_refuses_with_redis_texts(secured: Tickerd) -> None:
     assert _secured_exchange(secured.port, c("AUTH", PASSWORD)) == b"+OK\r\n"
     assert _secured_exchange(secured.port, c("AUTH", "default", PASSWORD)) == b"+OK\r\n"
     assert _secured_exchange(secured.port, c("MULTI") + c("PING")) == NOAUTH + NOAUTH
+
+
+def test_unauthenticated_limits_with_redis_texts(secured: Tickerd) -> None:
+    """Spelled out, and for HELLO AUTH, whose reply differs from Redis 7.0's (version)."""
+    too_many = b"*%d\r\n" % (UNAUTH_MAX_ARGS + 1)
+    assert _secured_exchange(secured.port, too_many) == (
+        b"-ERR Protocol error: unauthenticated multibulk length\r\n<closed>"
+    )
+    too_long = b"*1\r\n$%d\r\n" % (UNAUTH_MAX_BULK + 1)
+    assert _secured_exchange(secured.port, too_long) == (
+        b"-ERR Protocol error: unauthenticated bulk length\r\n<closed>"
+    )
+    hello = c("HELLO", "2", "AUTH", "default", PASSWORD) + c("ECHO", "e" * (UNAUTH_MAX_BULK + 1))
+    reply = _secured_exchange(secured.port, hello)
+    assert reply.startswith(b"*1")  # HELLO's map, then the echo
+    assert reply.endswith(b"$%d\r\n%s\r\n" % (UNAUTH_MAX_BULK + 1, b"e" * (UNAUTH_MAX_BULK + 1)))
 
 
 def test_hello_before_auth_is_refused_as_redis_7_2(
@@ -365,6 +412,38 @@ def test_idle_timeout_closes_idle_clients_only(tickerd_factory: Callable[..., Ti
         assert active.recv(64) == b"+PONG\r\n"
 
 
+@pytest.mark.slow
+def test_idle_timeout_closes_a_client_that_does_not_read(
+    tickerd_factory: Callable[..., Tickerd],
+) -> None:
+    """Replies pile up unread: the close cannot drain them, so the connection is aborted."""
+    server = tickerd_factory(_config(timeout=1))
+    payload = b"x" * 60_000
+    request = c("ECHO", payload) * 16
+    with socket.socket() as stuck, server.client() as watcher:
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(("127.0.0.1", server.port))
+        port = stuck.getsockname()[1]
+        stuck.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 10
+        still_since = time.monotonic()
+        # Send until tickerd stops reading (backpressure): no progress for a second.
+        while time.monotonic() < deadline and time.monotonic() - still_since < 1:
+            try:
+                sent += stuck.send(request)
+                still_since = time.monotonic()
+            except BlockingIOError:
+                time.sleep(0.05)
+        assert sent > 2 * WRITE_BUFFER_HIGH, "too little sent to fill tickerd's write buffer"
+        stalled = time.monotonic()
+        addr = f"127.0.0.1:{port}"
+        while any(client["addr"] == addr for client in watcher.client_list()):
+            # Closed at about timeout + sweep + CLOSE_TIMEOUT; generous for a loaded box.
+            assert time.monotonic() - stalled < 1 + 1 + CLOSE_TIMEOUT + 15, "never closed"
+            time.sleep(0.25)
+
+
 # -- backpressure -----------------------------------------------------------------------------
 
 
@@ -470,6 +549,13 @@ LIMIT_CASES: dict[str, tuple[bytes, str]] = {
         b"*1\r\n$" + b"1" * (MAX_INLINE + 1),
         "too big bulk count string",
     ),
+    # Arguments of MAX_BULK that fit in MAX_REQUEST, then the header of one more.
+    "request too large": (
+        b"*%d\r\n" % MAX_ARGS
+        + c(*[b"k" * MAX_BULK] * (MAX_REQUEST // (MAX_BULK + 16))).partition(b"\r\n")[2]
+        + b"$%d\r\n" % MAX_BULK,
+        "request too large",
+    ),
 }
 
 
@@ -485,9 +571,47 @@ def test_limits_are_protocol_errors_that_close(name: str, tickerd: Tickerd) -> N
     assert _ping_within(tickerd.port, 1.0) < 1.0
 
 
+RAW_BYTE_ERRORS = [b"*1\r\n\xff\r\n", b"*1\r\n\n\r\n", b"*1\r\n\r\r\n", b"*1\r\n\xc3\r\n"]
+
+
+@pytest.mark.parametrize("data", RAW_BYTE_ERRORS, ids=["ff", "lf", "cr", "c3"])
+def test_protocol_errors_carry_raw_bytes_as_redis(
+    data: bytes, tickerd: Tickerd, redis_server: RedisServer
+) -> None:
+    assert tickerd.send(data) == redis_server.send(data)
+
+
+def test_protocol_errors_are_logged_at_debug_on_one_line(
+    tickerd_factory: Callable[..., Tickerd],
+) -> None:
+    quiet = tickerd_factory()
+    chatty = tickerd_factory(_config(log_level="debug"))
+    for server in (quiet, chatty):
+        assert server.send(b"*1\r\n\n\r\n").startswith(b"-ERR Protocol error: expected '$'")
+    assert "protocol error" not in quiet.log  # a client's garbage is not the operator's news
+    lines = [line for line in chatty.log.splitlines() if "protocol error from" in line]
+    assert len(lines) == 1
+    assert lines[0].endswith(repr("expected '$', got '\n'")), lines[0]
+
+
+def _request_of(size: int) -> bytes:
+    """An EXISTS request of exactly ``size`` bytes, in keys of at most MAX_BULK."""
+    keys: list[bytes] = []
+    while len(c("EXISTS", *keys)) < size:
+        missing = size - len(c("EXISTS", *keys, b""))
+        key = b"k" * min(max(missing, 0), MAX_BULK)
+        while len(c("EXISTS", *keys, key)) > size:
+            key = key[:-1]
+        keys.append(key)
+    request = c("EXISTS", *keys)
+    assert len(request) == size
+    return request
+
+
 def test_requests_at_the_limits_are_served(tickerd: Tickerd) -> None:
     keys = [b"k%d" % index for index in range(MAX_ARGS - 1)]
     assert tickerd.send(c("EXISTS", *keys)) == b":0\r\n"
+    assert tickerd.send(_request_of(MAX_REQUEST)) == b":0\r\n"
     payload = b"p" * MAX_BULK
     assert tickerd.send(c("ECHO", payload)) == b"$%d\r\n%s\r\n" % (MAX_BULK, payload)
     line = b"ECHO " + b"i" * (MAX_INLINE - 5)
@@ -690,10 +814,17 @@ def test_info_sections(tickerd_factory: Callable[..., Tickerd]) -> None:
     assert parsed["connected_clients"] == 2
     assert parsed["loading"] == 0
     assert parsed["tickerd_version"] == __version__
-    assert parsed["seq_users"]["last"] == tickets[-1]
-    assert parsed["seq_users"]["issued"] == 3
-    assert parsed["seq_posts"]["issued"] == 1
+    # One line per sequence, keyed by position (sequence0, ...) with the name as a field.
+    by_name = {
+        value["name"]: value
+        for key, value in parsed.items()
+        if key.startswith("sequence") and isinstance(value, dict)
+    }
+    assert by_name["users"]["last"] == tickets[-1]
+    assert by_name["users"]["issued"] == 3
+    assert by_name["posts"]["issued"] == 1
     only = _bulk_text(server.send(c("INFO", "sequences")))
     assert only.startswith("# Sequences\r\n")
     assert "# Server" not in only
-    assert f"seq_users:table=tickets_users,last={tickets[-1]},issued=3\r\n" in only
+    line = f"name=users,table=tickets_users,last={tickets[-1]},issued=3"
+    assert re.search(rf"\r\nsequence\d+:{line}\r\n", only), only

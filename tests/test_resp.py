@@ -15,7 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickerd.replies import NULL_ARRAY, OK, ReplyError, SimpleString, Value, Verbatim
-from tickerd.resp import MAX_ARGS, MAX_BULK, MAX_INLINE, ProtocolError, RequestParser, encode
+from tickerd.resp import (
+    MAX_ARGS,
+    MAX_BULK,
+    MAX_INLINE,
+    MAX_REQUEST,
+    UNAUTH_MAX_ARGS,
+    UNAUTH_MAX_BULK,
+    ProtocolError,
+    RequestParser,
+    encode,
+)
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -123,6 +133,8 @@ def test_redis_does_not_look_at_the_bytes_after_a_count_or_bulk() -> None:
         (b"*1\r\n$+4\r\nPING\r\n", "invalid bulk length"),
         (b"*1\r\n$4x\r\nPING\r\n", "invalid bulk length"),
         (b'PING "a"b\r\n', "unbalanced quotes in request"),
+        # The byte as it came, not its UTF-8 spelling; encode() gives it back (see below).
+        (b"*1\r\n\xff\r\n", "expected '$', got '\udcff'"),
     ],
 )
 def test_protocol_errors_use_redis_texts(data: bytes, reason: str) -> None:
@@ -228,6 +240,119 @@ def test_inline_line_without_newline_at_limit_and_over() -> None:
 def test_limits_must_be_sane() -> None:
     with pytest.raises(ValueError, match="positive"):
         RequestParser(max_args=0)
+    with pytest.raises(ValueError, match="positive"):
+        RequestParser(max_request=0)
+
+
+def sized_request(total: int) -> bytes:
+    """A multibulk request of exactly ``total`` bytes, in arguments of at most MAX_BULK."""
+    args = [b"EXISTS"]
+    while len(multibulk(*args)) < total:
+        args.append(b"")
+        missing = total - len(multibulk(*args))
+        # Grow the new argument by what is missing; its header grows with it, so settle down.
+        size = min(missing, MAX_BULK)
+        while size > 0 and len(multibulk(*args[:-1], b"k" * size)) > total:
+            size -= 1
+        args[-1] = b"k" * size
+    request = multibulk(*args)
+    assert len(request) == total
+    return request
+
+
+def test_max_request_at_limit_and_over() -> None:
+    at_limit = sized_request(MAX_REQUEST)
+    assert len(parse(at_limit)) == 1
+    assert parse_error(sized_request(MAX_REQUEST + 1)) == ([], "request too large")
+
+
+def test_a_request_too_large_is_refused_before_its_data_arrives() -> None:
+    parser = RequestParser()
+    header = b"*20\r\n"
+    arg = b"$%d\r\n%s\r\n" % (MAX_BULK, b"x" * MAX_BULK)
+    fits = (MAX_REQUEST - len(header)) // len(arg)  # whole arguments within the limit
+    assert list(feed_all(parser, [PING, header, arg * fits])) == [[[b"PING"]], None]
+    # The next header promises more than the limit allows: refused now, not after 64 KiB more.
+    assert feed_all(parser, [b"$%d\r\n" % MAX_BULK]) == ([], "request too large")
+    assert parser.buffered == 0
+
+
+def test_a_small_max_request_binds_every_path() -> None:
+    assert parse(multibulk(b"ab", b"c"), max_request=len(multibulk(b"ab", b"c"))) == [[b"ab", b"c"]]
+    assert parse_error(multibulk(b"ab", b"cd"), max_request=len(multibulk(b"ab", b"c"))) == (
+        [],
+        "request too large",
+    )
+
+
+def test_buffered_partial_request_is_bounded_by_max_request() -> None:
+    parser = RequestParser()
+    header = b"*1000\r\n"
+    arg = b"$%d\r\n%s\r\n" % (MAX_BULK, b"x" * MAX_BULK)
+    reason = None
+    _, reason = feed_all(parser, [header])
+    while reason is None:
+        assert parser.buffered <= MAX_REQUEST
+        _, reason = feed_all(parser, [arg])
+    assert reason == "request too large"
+
+
+# -- limits before AUTH (Redis 7: 10 arguments, 16 KiB each) -------------------------------
+
+
+def unauthenticated(**limits: int) -> RequestParser:
+    parser = RequestParser(**limits)
+    parser.authenticated = False
+    return parser
+
+
+def test_unauthenticated_limits_at_limit_and_over() -> None:
+    args = [b"a"] * UNAUTH_MAX_ARGS
+    assert feed_all(unauthenticated(), [multibulk(*args)]) == ([args], None)
+    over = b"*%d\r\n" % (UNAUTH_MAX_ARGS + 1)  # refused at the count, no argument waited for
+    assert feed_all(unauthenticated(), [over]) == ([], "unauthenticated multibulk length")
+    big = b"b" * UNAUTH_MAX_BULK
+    assert feed_all(unauthenticated(), [multibulk(big)]) == ([[big]], None)
+    over = b"*1\r\n$%d\r\n" % (UNAUTH_MAX_BULK + 1)
+    assert feed_all(unauthenticated(), [over]) == ([], "unauthenticated bulk length")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        # Redis checks its own limits first: INT_MAX arguments, proto-max-bulk-len bytes.
+        (b"*2147483647\r\n", "unauthenticated multibulk length"),
+        (b"*2147483648\r\n", "invalid multibulk length"),
+        (b"*x\r\n", "invalid multibulk length"),
+        (b"*1\r\n$536870912\r\n", "unauthenticated bulk length"),
+        (b"*1\r\n$536870913\r\n", "invalid bulk length"),
+        (b"*1\r\n$-1\r\n", "invalid bulk length"),
+        # An inline line has no argument limit before AUTH in Redis either.
+        (b"a " * 20 + b"\r\n", None),
+    ],
+)
+def test_unauthenticated_errors_in_redis_order(data: bytes, reason: str | None) -> None:
+    assert feed_all(unauthenticated(), [data])[1] == reason
+
+
+def test_authentication_changes_the_limits_between_requests() -> None:
+    parser = unauthenticated()
+    big = multibulk(b"ECHO", b"e" * (UNAUTH_MAX_BULK + 1))
+    parser.feed(multibulk(b"AUTH", b"pw") + big)
+    assert next(parser) == [b"AUTH", b"pw"]
+    parser.authenticated = True  # what the connection does after a successful AUTH
+    assert list(parser) == [[b"ECHO", b"e" * (UNAUTH_MAX_BULK + 1)]]
+    parser.authenticated = False  # RESET
+    assert feed_all(parser, [big]) == ([], "unauthenticated bulk length")
+
+
+def test_the_fast_path_is_within_the_unauthenticated_limits() -> None:
+    # Short requests go through the fast path, which knows nothing of AUTH: it must not matter.
+    args = [b"a" * 99] * 9
+    assert feed_all(unauthenticated(), [multibulk(*args) * 3]) == ([args] * 3, None)
+    assert feed_all(unauthenticated(), [multibulk(*[b"a"] * 11)])[1] == (
+        "unauthenticated multibulk length"
+    )
 
 
 # -- inline requests ------------------------------------------------------------------------
@@ -421,6 +546,21 @@ def test_encodings(value: Value, resp2: bytes, resp3: bytes) -> None:
 
 class Color(enum.IntEnum):
     RED = 1
+
+
+def test_raw_bytes_in_text_encode_as_themselves() -> None:
+    # Peer bytes decoded with surrogateescape go back out unchanged, as Redis echoes them.
+    raw = b"\xff\xfe caf\xc3\xa9"
+    text = raw.decode("utf-8", "surrogateescape")
+    assert encode(ReplyError(f"ERR unknown command '{text}'"), 2) == (
+        b"-ERR unknown command '" + raw + b"'\r\n"
+    )
+    assert encode(SimpleString(text), 3) == b"+" + raw + b"\r\n"
+    assert encode(text, 2) == b"$%d\r\n%s\r\n" % (len(raw), raw)
+    reason = parse_error(b"*1\r\n\xff\r\n")[1]
+    assert encode(ReplyError(f"ERR Protocol error: {reason}"), 2) == (
+        b"-ERR Protocol error: expected '$', got '\xff'\r\n"  # redis-server 7.0's bytes
+    )
 
 
 def test_subclasses_encode_as_their_base() -> None:

@@ -7,6 +7,11 @@ completed prefix of the slots in one ``write``.
 Backpressure: while the transport's write buffer is above its high-water mark, or too many
 replies are pending, the connection stops reading; the requests it has not parsed yet stay in the
 parser's buffer, which is therefore bounded by one read.
+
+Closing: ``transport.close()`` waits for the write buffer to drain, which a client that stops
+reading never lets happen. A connection that decides to close (QUIT, a protocol error, the idle
+timeout, shutdown) is aborted if it is still open ``CLOSE_TIMEOUT`` seconds after its last reply
+was handed to the transport.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ MAX_PENDING = 1024
 # The transport's write buffer marks: above HIGH, stop reading; resume below LOW.
 WRITE_BUFFER_HIGH = 1024 * 1024
 WRITE_BUFFER_LOW = 256 * 1024
+# How long a closing connection may take to hand the client what it owes before it is aborted.
+CLOSE_TIMEOUT = 3.0
 
 _Slot = tuple[bytes | None, "asyncio.Future[Any] | None", int]  # (encoded, pending, protocol)
 
@@ -45,6 +52,9 @@ class Connection(asyncio.Protocol):
         self._writing_paused = False
         self._reading_paused = False
         self._closing = False
+        self._abort_timer: asyncio.TimerHandle | None = None
+        # The write buffer's size when the idle sweep last looked (see inactive_for).
+        self._write_buffered = 0
 
     # -- asyncio callbacks ------------------------------------------------------------------
 
@@ -63,6 +73,7 @@ class Connection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
         session = self.session
         session.authenticated = not state.config.server.requirepass
+        self.parser.authenticated = session.authenticated
         session.addr = _address(transport.get_extra_info("peername"))
         session.laddr = _address(transport.get_extra_info("sockname"))
         sock = transport.get_extra_info("socket")
@@ -72,6 +83,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
         self._closing = True
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
         self.state.clients.pop(self.session.id, None)
         self.state.connections.pop(self.session.id, None)
         for _, pending, _ in self._slots:
@@ -92,6 +105,7 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self.session.last_active = time.monotonic()  # the client took replies: it is alive
         self._update_reading()
         self._serve()
 
@@ -114,6 +128,8 @@ class Connection(asyncio.Protocol):
             for request in self.parser:
                 stats.commands_processed += 1
                 self._push(execute(session, request), session.protocol)
+                # AUTH, HELLO AUTH and RESET change it; the next request is parsed accordingly.
+                self.parser.authenticated = session.authenticated
                 if session.closing:
                     self._closing = True
                     break
@@ -122,7 +138,8 @@ class Connection(asyncio.Protocol):
                     break
         except resp.ProtocolError as exc:
             stats.protocol_errors += 1
-            log.info("protocol error from %s: %s", session.addr, exc.reason)
+            # The reason may hold the peer's raw bytes (even a newline): repr keeps one log line.
+            log.debug("protocol error from %s: %r", session.addr, exc.reason)
             self._push(ReplyError(f"ERR Protocol error: {exc.reason}"), session.protocol)
             self._closing = True
         self._flush()
@@ -167,7 +184,7 @@ class Connection(asyncio.Protocol):
         if out:
             transport.write(b"".join(out))
         if self._closing and not slots:
-            transport.close()
+            self._close_transport()
 
     def _update_reading(self) -> None:
         transport = self.transport
@@ -181,19 +198,47 @@ class Connection(asyncio.Protocol):
             transport.resume_reading()
             self._reading_paused = False
 
+    def _close_transport(self) -> None:
+        """Close once the write buffer drains; abort if that takes CLOSE_TIMEOUT seconds.
+
+        Called when every reply is written (or dropped), so from here only the client's reading
+        holds the connection open, and a client may never read what it is owed.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.close()
+        loop = asyncio.get_running_loop()
+        self._abort_timer = loop.call_later(CLOSE_TIMEOUT, self.abort)
+
     # -- the server's controls --------------------------------------------------------------
 
     @property
     def idle(self) -> bool:
-        """No reply is pending: closing now loses nothing."""
+        """No reply is waiting for the store: the client is not waiting on us.
+
+        Replies already in the write buffer do not count; a client that does not take them is
+        idle (see ``inactive_for``).
+        """
         return not self._slots
 
+    def inactive_for(self, now: float) -> float:
+        """Seconds since the client last sent bytes or took some of the replies written to it.
+
+        Called periodically by the idle sweep: a write buffer smaller than at the last call means
+        the client read some (Redis too counts a write as an interaction).
+        """
+        if self.transport is not None:
+            buffered = self.transport.get_write_buffer_size()
+            if buffered < self._write_buffered:
+                self.session.last_active = now
+            self._write_buffered = buffered
+        return now - self.session.last_active
+
     def close(self) -> None:
-        """Close once the pending replies are written (shutdown, idle timeout)."""
+        """Close once the pending replies are written; abort if the client does not take them."""
         self._closing = True
-        self._flush()
-        if self.transport is not None and not self._slots:
-            self.transport.close()
+        self._flush()  # closes the transport once no reply is left waiting for the store
 
     def abort(self) -> None:
         """Close at once, dropping pending replies."""
@@ -208,4 +253,4 @@ def _address(name: Any) -> str:
     return str(name or "")
 
 
-__all__ = ["MAX_PENDING", "WRITE_BUFFER_HIGH", "WRITE_BUFFER_LOW", "Connection"]
+__all__ = ["CLOSE_TIMEOUT", "MAX_PENDING", "WRITE_BUFFER_HIGH", "WRITE_BUFFER_LOW", "Connection"]

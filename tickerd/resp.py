@@ -33,16 +33,32 @@ from .replies import NULL_ARRAY, ReplyError, SimpleString, Value, Verbatim
 # Arguments per request: the longest command tickerd knows (HELLO 3 AUTH u p SETNAME n) has 7;
 # 1024 leaves room for variadic commands.
 MAX_ARGS = 1024
-# Bytes per argument: keys, numbers, client names and ECHO payloads are short. Together with
-# MAX_ARGS this caps one request, which is buffered whole, at about 64 MiB.
+# Bytes per argument: keys, numbers, client names and ECHO payloads are short.
 MAX_BULK = 64 * 1024
+# Bytes of one multibulk request, headers included. A request is buffered whole, and MAX_ARGS
+# arguments of MAX_BULK bytes would be 64 MiB per connection; this is the bound that holds.
+# Redis's nearest limit, client-query-buffer-limit (1 GiB), closes without a reply, so the text
+# is tickerd's own.
+MAX_REQUEST = 1024 * 1024
 # Bytes per inline command line, and per multibulk header line: Redis's PROTO_INLINE_MAX_SIZE.
 MAX_INLINE = 64 * 1024
 
+# Before a client has authenticated (requirepass), Redis 7 lets it send far less, so that a
+# stranger cannot make the server buffer much: 10 arguments, 16 KiB each (processMultibulkBuffer).
+UNAUTH_MAX_ARGS = 10
+UNAUTH_MAX_BULK = 16 * 1024
+# Redis's own limits, which it checks first: a count beyond them is "invalid" even before AUTH.
+_REDIS_MAX_ARGS = 2**31 - 1  # INT_MAX
+_REDIS_MAX_BULK = 512 * 1024 * 1024  # proto-max-bulk-len
+
 # The fast path's reach: requests of at most 9 arguments, each at most 99 bytes, so every header
 # is a one- or two-digit number. Wider bounds buy nothing on the hot path and cost compile time.
+# Both are within the limits before AUTH, so the fast path never needs to know about it.
 _FAST_ARGS = 9
 _FAST_BULK = 99
+# The largest request the fast path matches. It does not count request bytes, so a parser whose
+# max_request is smaller goes without it.
+_FAST_REQUEST = len(b"*9\r\n") + _FAST_ARGS * len(b"$99\r\n\r\n") + _FAST_ARGS * _FAST_BULK
 
 # hiredis's "no complete reply yet". Its default is False, a valid reply value; a private object
 # cannot be confused with anything it parses.
@@ -68,17 +84,32 @@ class RequestParser:
     and can be resumed (or abandoned part way) at any time. It raises ``ProtocolError`` when the
     next request is garbage; the requests before it have already come out, and every later
     iteration raises again.
+
+    Set ``authenticated`` to False while the client has yet to authenticate: the requests parsed
+    from then on get Redis's tighter limits for strangers (``UNAUTH_MAX_ARGS``,
+    ``UNAUTH_MAX_BULK``). The owner sets it back after a successful AUTH, before iterating on.
     """
 
     def __init__(
-        self, *, max_args: int = MAX_ARGS, max_bulk: int = MAX_BULK, max_inline: int = MAX_INLINE
+        self,
+        *,
+        max_args: int = MAX_ARGS,
+        max_bulk: int = MAX_BULK,
+        max_inline: int = MAX_INLINE,
+        max_request: int = MAX_REQUEST,
     ) -> None:
-        if max_args < 1 or max_bulk < 0 or max_inline < 1:
+        if max_args < 1 or max_bulk < 0 or max_inline < 1 or max_request < 1:
             raise ValueError("RequestParser limits must be positive")
         self._max_args = max_args
         self._max_bulk = max_bulk
         self._max_inline = max_inline
-        self._match_run = _fast_run(min(max_args, _FAST_ARGS), min(max_bulk, _FAST_BULK))
+        self._max_request = max_request
+        self.authenticated = True
+        self._match_run = (
+            _fast_run(min(max_args, _FAST_ARGS), min(max_bulk, _FAST_BULK))
+            if max_request >= _FAST_REQUEST
+            else _no_run
+        )
         # Requests already matched by the fast path and not yet handed out.
         self._reader = hiredis.Reader(notEnoughData=_NOT_ENOUGH_DATA)
         self._queued = 0  # bytes fed to the reader since it was last empty
@@ -190,6 +221,12 @@ class RequestParser:
             self._wait(pos, end - pos + 2)
             return None
         count = _parse_int(buf[pos + 1 : end])
+        if (
+            not self.authenticated
+            and count is not None
+            and UNAUTH_MAX_ARGS < count <= _REDIS_MAX_ARGS
+        ):
+            raise self._fail("unauthenticated multibulk length")
         if count is None or count > self._max_args:
             raise self._fail("invalid multibulk length")
         self._pos = end + 2
@@ -208,7 +245,8 @@ class RequestParser:
                 self._wait(pos, 1)
                 return None
             if buf[pos] != 0x24:  # '$'; Redis checks once the line is in, we as soon as we can
-                raise self._fail(f"expected '$', got '{chr(buf[pos])}'")
+                # The byte as it came: the reply carries it raw (see _text), like Redis's.
+                raise self._fail(f"expected '$', got '{_text(buf[pos : pos + 1])}'")
             end = buf.find(b"\r", pos)
             if end < 0:
                 if size - pos > self._max_inline:
@@ -219,10 +257,19 @@ class RequestParser:
                 self._wait(pos, end - pos + 2)
                 return None
             length = _parse_int(buf[pos + 1 : end])
+            if (
+                not self.authenticated
+                and length is not None
+                and UNAUTH_MAX_BULK < length <= _REDIS_MAX_BULK
+            ):
+                raise self._fail("unauthenticated bulk length")
             if length is None or not 0 <= length <= self._max_bulk:
                 raise self._fail("invalid bulk length")
             start = end + 2
             stop = start + length
+            # The request's bytes so far (before self._pos, then up to pos) and this argument's.
+            if self._taken + stop + 2 - self._pos > self._max_request:
+                raise self._fail("request too large")
             # Like Redis, take the two bytes after the data as its CRLF without looking.
             if stop + 2 > size:
                 self._wait(pos, stop + 2 - pos)
@@ -271,7 +318,17 @@ def _fast_run(max_args: int, max_bulk: int) -> Callable[[bytes, int], re.Match[b
     return re.compile(b"(?:\\*(?>" + request + b"))++", re.DOTALL).match
 
 
+def _no_run(_buf: bytes, _pos: int) -> None:
+    """The fast path's matcher when it may not be used: never a match."""
+
+
 _fast_run(_FAST_ARGS, _FAST_BULK)  # compile the default matcher (~10 ms) now, not on a first client
+
+
+def _text(data: bytes) -> str:
+    """Peer bytes as text for an error reply: bytes that are not UTF-8 become surrogate escapes,
+    which ``encode`` turns back into the same bytes."""
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _parse_int(text: bytes) -> int | None:
@@ -386,9 +443,15 @@ def _bulk(data: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
+def _utf8(text: str) -> bytes:
+    """Text as UTF-8; surrogate escapes (bytes from the peer that are not UTF-8, decoded with
+    ``surrogateescape``) become their original bytes again, as Redis would echo them."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _line(text: str) -> bytes:
     """A simple string or error line: a CR or LF inside would end the reply early."""
-    return text.encode().translate(_ONE_LINE)
+    return _utf8(text).translate(_ONE_LINE)
 
 
 def _encode_int(value: int, _protocol: int) -> bytes:
@@ -414,7 +477,7 @@ def _encode_bytes(value: bytes, _protocol: int) -> bytes:
 
 
 def _encode_str(value: str, _protocol: int) -> bytes:
-    return _bulk(value.encode())
+    return _bulk(_utf8(value))
 
 
 def _encode_none(_value: None, protocol: int) -> bytes:
@@ -435,10 +498,10 @@ def _encode_error(value: ReplyError, _protocol: int) -> bytes:
 
 def _encode_verbatim(value: Verbatim, protocol: int) -> bytes:
     if protocol != 3:
-        return _bulk(value.text.encode())
+        return _bulk(_utf8(value.text))
     if len(value.format) != 3:
         raise ValueError(f"verbatim format must be 3 characters, not {value.format!r}")
-    body = f"{value.format}:{value.text}".encode()
+    body = _utf8(f"{value.format}:{value.text}")
     return b"=%d\r\n%s\r\n" % (len(body), body)
 
 
@@ -472,4 +535,14 @@ _ENCODERS: dict[type, Callable[[Any, int], bytes]] = {
     dict: _encode_dict,
 }
 
-__all__ = ["MAX_ARGS", "MAX_BULK", "MAX_INLINE", "ProtocolError", "RequestParser", "encode"]
+__all__ = [
+    "MAX_ARGS",
+    "MAX_BULK",
+    "MAX_INLINE",
+    "MAX_REQUEST",
+    "UNAUTH_MAX_ARGS",
+    "UNAUTH_MAX_BULK",
+    "ProtocolError",
+    "RequestParser",
+    "encode",
+]

@@ -112,7 +112,11 @@ class Server:
         log.info("ready to accept connections")
 
     async def shutdown(self) -> None:
-        """Stop accepting, drain the clients' pending replies, then close the store."""
+        """Stop accepting, drain the clients' pending replies, then close the store.
+
+        A client that does not read is aborted after the connection's CLOSE_TIMEOUT; the wait
+        here is bounded as well, for replies the store is slow to give.
+        """
         for listener in self._listeners:
             listener.close()
         connections = list(self.state.connections.values())
@@ -138,7 +142,8 @@ class Server:
             await asyncio.sleep(IDLE_SWEEP_INTERVAL)
             now = time.monotonic()
             for connection in list(self.state.connections.values()):
-                if connection.idle and now - connection.session.last_active > limit:
+                # inactive_for first: it samples the write buffer on every sweep.
+                if connection.inactive_for(now) > limit and connection.idle:
                     log.debug("closing idle client %s", connection.session.addr)
                     connection.close()
 
