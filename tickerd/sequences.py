@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from .config import SequencesConfig, sequence_name_problem
-from .stores import Store, StoreError
+from .stores import SchemaMismatch, Store, StoreError
 
 log = logging.getLogger("tickerd.sequences")
 
@@ -55,20 +55,63 @@ class Sequences:
         self.config = config
         self.prefix = table_prefix
         self._by_name: dict[str, Sequence] = {}
+        # The same sequences by lower-cased name. Table names ignore case on SQLite and on MySQL
+        # under Windows and macOS, so two names that differ only in case would share one table.
+        self._by_folded: dict[str, Sequence] = {}
 
     async def start(self) -> None:
-        """Make sure every configured table exists; with auto_create, adopt existing tables too."""
+        """Make sure every configured table exists; with auto_create, adopt existing tables too.
+
+        A configured table of another shape stops start-up (SchemaMismatch); an adopted one is
+        skipped with a warning, so that a stray table is never served.
+        """
         for name in self.config.names:
+            clash = self._case_clash(name)
+            if clash:
+                raise StoreError(f"[sequences] names: '{name}': {clash}")
             await self.store.ensure_table(self.prefix + name)
-            self._by_name[name] = Sequence(name, self.prefix + name)
+            self._add(Sequence(name, self.prefix + name))
         if self.config.auto_create:
             for table in await self.store.list_tables(self.prefix):
-                name = table[len(self.prefix) :]
-                if name not in self._by_name and not sequence_name_problem(name, self.prefix):
-                    self._by_name[name] = Sequence(name, table)
+                await self._adopt(table)
         for sequence in self._by_name.values():
             sequence.last = await self.store.last_id(sequence.table)
         log.info("serving %d sequences: %s", len(self), " ".join(sorted(self._by_name)) or "-")
+
+    async def _adopt(self, table: str) -> None:
+        name = table[len(self.prefix) :]
+        if name in self._by_name or sequence_name_problem(name, self.prefix):
+            return
+        clash = self._case_clash(name)
+        if clash:
+            log.warning("not serving table %s: %s", table, clash)
+            return
+        try:
+            await self.store.ensure_table(table)
+        except SchemaMismatch as exc:
+            log.warning("not serving table %s: %s", table, exc)
+            return
+        self._add(Sequence(name, table))
+
+    def _add(self, sequence: Sequence) -> None:
+        self._by_name[sequence.name] = sequence
+        self._by_folded[sequence.name.lower()] = sequence
+
+    def _forget(self, sequence: Sequence) -> None:
+        if self._by_name.get(sequence.name) is sequence:
+            del self._by_name[sequence.name]
+        if self._by_folded.get(sequence.name.lower()) is sequence:
+            del self._by_folded[sequence.name.lower()]
+
+    def _case_clash(self, name: str) -> str | None:
+        """Why ``name`` cannot be added: a served name differs from it only in case."""
+        other = self._by_folded.get(name.lower())
+        if other is None or other.name == name:
+            return None
+        return (
+            f"it differs only in case from the sequence '{other.name}' "
+            "(table names ignore case on SQLite, and on MySQL under Windows and macOS)"
+        )
 
     def __len__(self) -> int:
         return len(self._by_name)
@@ -108,6 +151,9 @@ class Sequences:
         problem = sequence_name_problem(name, self.prefix)
         if problem:
             raise SequenceError(f"ERR invalid sequence name '{_shown(name)}': {problem}")
+        clash = self._case_clash(name)
+        if clash:
+            raise SequenceError(f"ERR invalid sequence name '{_shown(name)}': {clash}")
         if not self.config.auto_create:
             raise SequenceError(
                 f"ERR unknown sequence '{name}' (served: {_listed(self.names())}; "
@@ -120,7 +166,7 @@ class Sequences:
     def _create(self, name: str) -> Sequence:
         sequence = Sequence(name, self.prefix + name)
         sequence.ready = asyncio.ensure_future(self._create_table(sequence))
-        self._by_name[name] = sequence
+        self._add(sequence)
         return sequence
 
     async def _create_table(self, sequence: Sequence) -> None:
@@ -128,9 +174,7 @@ class Sequences:
             await self.store.ensure_table(sequence.table)
             sequence.last = await self.store.last_id(sequence.table)
         except BaseException:
-            # Forget the name, so that the next request tries again.
-            if self._by_name.get(sequence.name) is sequence:
-                del self._by_name[sequence.name]
+            self._forget(sequence)  # so that the next request tries again
             raise
         log.info("created sequence %s (table %s)", sequence.name, sequence.table)
         sequence.ready = None
