@@ -80,6 +80,63 @@ def test_each_problem_names_section_key_and_value(text: str, expected: str) -> N
     assert any(problem.startswith(expected) or expected in problem for problem in found), found
 
 
+def test_names_differing_only_in_case_are_refused(tmp_path: Path) -> None:
+    found = problems("[sequences]\nnames = users posts Users\n")
+    assert found == [
+        "[sequences] names: 'Users' differs only in case from 'users': their tables would be "
+        "one table; keep one of them"
+    ]
+    path = tmp_path / "case.ini"
+    path.write_text(f"[store]\npath = {tmp_path}/t.sqlite3\n[sequences]\nnames = users Users\n")
+    result = run_cli("--config", str(path), "--check-config", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "[sequences] names: 'Users' differs only in case from 'users'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[server]\nport = abc\n", "[server] port = 'abc': expected a port number from 1 to 65535"),
+        (
+            "[server]\nmaxclients = 0\n",
+            "[server] maxclients = '0': expected a number from 1 to 1000000",
+        ),
+        (
+            "[server]\ntimeout = -1\n",
+            "[server] timeout = '-1': expected a number from 0 to 31536000",
+        ),
+        (
+            "[store]\nrequest_timeout = 0\n",
+            "[store] request_timeout = '0': expected a number of seconds from 0.1 to 600",
+        ),
+        ("[server]\nport = 1\nport = 2\n", "[server] port: given twice (again on line 3)"),
+        ("[server]\n[store]\n[server]\n", "[server]: section given twice (again on line 3)"),
+        (
+            "[store]\nbackend = mysql\n[mysql:a b]\n",
+            "[mysql:a b]: server names may use only letters, digits and _ - .",
+        ),
+        ("[store]\nbackend = mysql\n[mysql:]\n", "[mysql:]: server names may use only"),
+    ],
+)
+def test_problems_read_as_plain_sentences(text: str, expected: str) -> None:
+    found = problems(text + "[sequences]\nnames = users\n")
+    assert any(problem.startswith(expected) for problem in found), found
+    assert not any("e+" in problem for problem in found), found
+
+
+def test_server_names_may_use_letters_digits_and_dots_dashes_underscores() -> None:
+    loaded = loads("[store]\nbackend = mysql\n[sequences]\nnames = users\n[mysql:db-1.east_2]\n")
+    assert loaded.store.mysql[0].name == "db-1.east_2"
+
+
+def test_a_duplicate_key_exits_1_naming_section_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "twice.ini"
+    path.write_text("[sequences]\nnames = users\nnames = posts\n")
+    result = run_cli("--config", str(path), "--check-config", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "tickerd: [sequences] names: given twice" in result.stderr
+
+
 def test_every_problem_is_reported_at_once() -> None:
     found = problems("[server]\nport = 0\nfoo = 1\n[store]\nbackend = x\n")
     assert len(found) == 4  # port, foo, backend, and no sequences

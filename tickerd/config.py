@@ -18,6 +18,8 @@ from typing import Any, Literal
 # quoted, as part of a MySQL or SQLite table name.
 SEQUENCE_NAME = re.compile(r"[A-Za-z0-9_.:\-]+")
 TABLE_PREFIX = re.compile(r"[A-Za-z0-9_]*")
+# A [mysql:<name>] server name: INFO keys and log lines are built from it.
+SERVER_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 MAX_TABLE_NAME = 64  # MySQL's limit on an identifier
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -124,24 +126,35 @@ def _boolean(text: str) -> bool:
     return value
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise ValueError("expected a port number from 1 to 65535")
-    return value
+def _plain(number: float) -> str:
+    """A number as people write it: 1000000 and 0.1, never 1e+06."""
+    return str(int(number)) if number == int(number) else repr(float(number))
 
 
-def _ranged(low: float, high: float, kind: Callable[[str], Any]) -> Callable[[str], Any]:
+def _ranged(low: float, high: float, kind: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    expected = f"expected {what} from {_plain(low)} to {_plain(high)}"
+
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise ValueError(f"expected a number from {low:g} to {high:g}") from None
+            raise ValueError(expected) from None
         if not low <= value <= high:
-            raise ValueError(f"expected a number from {low:g} to {high:g}")
+            raise ValueError(expected)
         return value
 
     return parse
+
+
+def _integer(low: int, high: int) -> Callable[[str], Any]:
+    return _ranged(low, high, int, "a number")
+
+
+def _seconds(low: float, high: float) -> Callable[[str], Any]:
+    return _ranged(low, high, float, "a number of seconds")
+
+
+_port = _ranged(1, 65535, int, "a port number")
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -167,8 +180,8 @@ _SERVER_KEYS: dict[str, Callable[[str], Any]] = {
     "port": _port,
     "unixsocket": _text,
     "requirepass": _text,
-    "maxclients": _ranged(1, 1_000_000, int),
-    "timeout": _ranged(0, 365 * 86400, int),
+    "maxclients": _integer(1, 1_000_000),
+    "timeout": _integer(0, 365 * 86400),
     "log_level": _choice(*LOG_LEVELS),
 }
 _STORE_KEYS: dict[str, Callable[[str], Any]] = {
@@ -176,7 +189,7 @@ _STORE_KEYS: dict[str, Callable[[str], Any]] = {
     "path": _text,
     "table_prefix": _text,
     "strategy": _choice("round-robin", "failover"),
-    "request_timeout": _ranged(0.1, 600, float),
+    "request_timeout": _seconds(0.1, 600),
 }
 _SEQUENCES_KEYS: dict[str, Callable[[str], Any]] = {
     "names": _words,
@@ -190,9 +203,9 @@ _MYSQL_KEYS: dict[str, Callable[[str], Any]] = {
     "user": _text,
     "password": _text,
     "database": _text,
-    "auto_increment_increment": _ranged(1, 65535, int),
-    "auto_increment_offset": _ranged(1, 65535, int),
-    "connect_timeout": _ranged(0.1, 600, float),
+    "auto_increment_increment": _integer(1, 65535),
+    "auto_increment_offset": _integer(1, 65535),
+    "connect_timeout": _seconds(0.1, 600),
 }
 
 
@@ -222,17 +235,12 @@ class _Reader:
 
 def load(path: str | Path) -> Config:
     """Read and validate the INI file at ``path``; raise ConfigError listing every problem."""
-    parser = configparser.ConfigParser(
-        interpolation=None, inline_comment_prefixes=(";", "#"), empty_lines_in_values=False
-    )
     try:
         with open(path, encoding="utf-8") as file:
-            parser.read_file(file)
+            text = file.read()
     except OSError as exc:
         raise ConfigError([f"cannot read the configuration file {path}: {exc.strerror}"]) from None
-    except configparser.Error as exc:
-        raise ConfigError([f"{path}: {exc.message}"]) from None
-    return _build(parser, str(path))
+    return loads(text, str(path))
 
 
 def loads(text: str, source: str = "<string>") -> Config:
@@ -242,6 +250,14 @@ def loads(text: str, source: str = "<string>") -> Config:
     )
     try:
         parser.read_string(text, source)
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(
+            [f"[{exc.section}]: section given twice (again on line {exc.lineno}): merge them"]
+        ) from None
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(
+            [f"[{exc.section}] {exc.option}: given twice (again on line {exc.lineno}): keep one"]
+        ) from None
     except configparser.Error as exc:
         raise ConfigError([f"{source}: {exc.message}"]) from None
     return _build(parser, source)
@@ -279,14 +295,28 @@ def _cross_checks(config: Config) -> Iterator[str]:
             f"[store] table_prefix = {store.table_prefix!r}: "
             "may use only letters, digits and underscores"
         )
+    folded: dict[str, str] = {}
     for name in sequences.names:
         problem = sequence_name_problem(name, store.table_prefix)
         if problem:
             yield f"[sequences] names: {name!r}: {problem}"
+        first = folded.setdefault(name.lower(), name)
+        if first != name:
+            # Table names ignore case on SQLite and on MySQL under Windows and macOS.
+            yield (
+                f"[sequences] names: {name!r} differs only in case from {first!r}: "
+                "their tables would be one table; keep one of them"
+            )
     if not sequences.names and not sequences.auto_create:
         yield "[sequences] names is empty and auto_create = no: no sequence could be served"
     if store.backend == "sqlite" and not store.path:
         yield "[store] path is empty: the sqlite store needs a database file"
+    for mysql in store.mysql:
+        if not SERVER_NAME.fullmatch(mysql.name):
+            yield (
+                f"[mysql:{mysql.name}]: server names may use only letters, digits and _ - . "
+                "(INFO keys are built from them)"
+            )
     if store.backend == "mysql":
         yield from _mysql_checks(store)
     elif store.mysql:
