@@ -488,13 +488,17 @@ def test_a_hung_server_times_out_then_resumes(mariadb_factory: MariaDBFactory) -
                 started = time.monotonic()
                 with pytest.raises(StoreUnavailable, match="within 1s") as caught:
                     await store.draw(TABLE)
-                assert time.monotonic() - started < timeout + 0.3
+                assert (
+                    time.monotonic() - started < timeout + 1.0
+                )  # not hung: failed at its deadline
                 assert "ticket1" in str(caught.value)
                 # A draw arriving while the hung server is down fails in time, too.
                 started = time.monotonic()
                 with pytest.raises(StoreUnavailable):
                     await store.draw(TABLE)
-                assert time.monotonic() - started < timeout + 0.3
+                assert (
+                    time.monotonic() - started < timeout + 1.0
+                )  # not hung: failed at its deadline
             finally:
                 server.resume()
             resumed = time.monotonic()
@@ -523,7 +527,7 @@ def test_a_hung_server_of_two_is_skipped(mariadb_factory: MariaDBFactory) -> Non
             even_server.pause()
             paused = time.monotonic()
             try:
-                await asyncio.sleep(1.5)
+                await asyncio.sleep(2.5)
                 resuming = time.monotonic()
             finally:
                 even_server.resume()
@@ -531,7 +535,7 @@ def test_a_hung_server_of_two_is_skipped(mariadb_factory: MariaDBFactory) -> Non
             assert load.errors == []
             load.assert_unique()
             # A draw sent to the even server just before SIGSTOP is answered after SIGCONT.
-            skipped = [t for when, t in load.ids if paused + 1.2 <= when < resuming]
+            skipped = [t for when, t in load.ids if paused + 1.5 <= when < resuming]
             assert skipped, "the odd server took no traffic"
             assert all(ticket % 2 for ticket in skipped)
 
@@ -572,7 +576,8 @@ def test_a_server_down_at_ensure_table_gets_the_table_when_back(
             while not any(ticket % 2 == 0 for ticket in tickets):
                 assert time.monotonic() - restarted < 2.0
                 tickets.append(await store.draw(TABLE))
-            assert 2 in tickets
+            # Created while the odd server had issued ids: it starts past them.
+            assert min(t for t in tickets if t % 2 == 0) > 5
 
     run(body)
 
@@ -589,3 +594,262 @@ def test_close_finishes_queued_draws_then_refuses(mysql_database: MysqlDatabase)
             await store.draw(TABLE)
 
     run(body)
+
+
+# -- residues, re-created tables, table-level errors (review of issue 3) ----------------------
+
+
+def test_swapped_offsets_are_refused_at_start(mariadb: MariaDB) -> None:
+    """Ids issued under one offset: a restart with the offsets swapped would issue them again."""
+    first, second = pair(mariadb, mariadb)
+
+    async def issue() -> list[int]:
+        async with running(store_config(first, second, strategy="failover"), TABLE) as store:
+            return [await store.draw(TABLE) for _ in range(5)]
+
+    assert run(issue) == [1, 3, 5, 7, 9]
+    swapped = (
+        dataclasses.replace(first, auto_increment_offset=2),
+        dataclasses.replace(second, auto_increment_offset=1),
+    )
+
+    async def restart() -> None:
+        with pytest.raises(SchemaMismatch) as caught:
+            async with running(store_config(*swapped), TABLE):
+                pytest.fail("started with swapped offsets")
+        message = str(caught.value)
+        assert f"ticket1 (127.0.0.1:{mariadb.port})" in message
+        assert "holds id 9" in message
+        assert "auto_increment_offset = 2" in message
+        assert "id % 2 == 0" in message
+
+    run(restart)
+
+
+def test_a_worker_refuses_a_table_whose_ids_have_another_residue(
+    mysql_database: MysqlDatabase,
+) -> None:
+    """Checked on the worker's first use too: a table that gained a foreign id is not served."""
+    config = mysql_database.config("ticket1", 1, 2)
+
+    async def body() -> None:
+        async with running(store_config(config, timeout=0.5), TABLE) as store:
+            mysql_database.server.execute(
+                f"INSERT INTO `{TABLE}` (id, stub) VALUES (8, 'a')", mysql_database.database
+            )
+            with pytest.raises(StoreUnavailable, match="holds id 8"):
+                await store.draw(TABLE)
+            assert store.servers[0].up, "a table's problem is not the server's"
+
+    run(body)
+
+
+def test_a_dropped_table_restarts_past_the_other_servers(mariadb: MariaDB) -> None:
+    first, second = pair(mariadb, mariadb)
+    config = store_config(first, second)
+
+    async def issue() -> list[int]:
+        async with running(config, TABLE) as store:
+            return [await store.draw(TABLE) for _ in range(6)]
+
+    before = run(issue)
+    assert sorted(before) == [1, 2, 3, 4, 5, 6]
+    mariadb.execute(f"DROP TABLE `{TABLE}`", first.database)
+    after = run(issue)
+    assert not set(before) & set(after), "a ticket was issued twice"
+    assert min(after) > 6
+
+
+def test_raise_to_on_a_dropped_table_starts_past_the_other_servers(mariadb: MariaDB) -> None:
+    first, second = pair(mariadb, mariadb)
+
+    async def body() -> None:
+        async with running(store_config(first, second), TABLE) as store:
+            assert sorted([await store.draw(TABLE) for _ in range(6)]) == [1, 2, 3, 4, 5, 6]
+            mariadb.execute(f"DROP TABLE `{TABLE}`", first.database)
+            await store.raise_to(TABLE, 2)  # below the even server's ids
+            assert sorted([await store.draw(TABLE) for _ in range(4)]) == [7, 8, 9, 10]
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_a_server_hung_while_idle_hands_its_requests_to_the_other(
+    mariadb_factory: MariaDBFactory,
+) -> None:
+    """The ping of an idle connection times out: the request goes to the other server at once
+    instead of waiting on a reconnect to the hung one as well."""
+    odd_server, even_server = mariadb_factory(), mariadb_factory()
+    first, second = pair(odd_server, even_server)
+    timeout = 2.0
+
+    async def body() -> None:
+        async with running(store_config(first, second, timeout=timeout), TABLE) as store:
+            assert sorted([await store.draw(TABLE) for _ in range(4)]) == [1, 2, 3, 4]
+            await asyncio.sleep(1.5)
+            even_server.pause()
+            try:
+                for _ in range(4):
+                    started = time.monotonic()
+                    ticket = await store.draw(TABLE)
+                    assert ticket % 2 == 1
+                    assert time.monotonic() - started < timeout
+            finally:
+                even_server.resume()
+            assert not store.servers[1].up or store.servers[1].errors > 0
+
+    run(body)
+
+
+def test_an_unexpected_exception_keeps_the_worker_alive(
+    mysql_database: MysqlDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E.g. PyMySQL's RuntimeError for caching_sha2 without cryptography."""
+
+    async def body() -> None:
+        async with running(store_config(mysql_database.config(), timeout=1.0), TABLE) as store:
+            server = store.servers[0]
+            connect = server.connect
+
+            def broken(*args: Any, **kwargs: Any) -> Any:
+                monkeypatch.setattr(server, "connect", connect)
+                raise RuntimeError("cryptography package is required")
+
+            monkeypatch.setattr(server, "connect", broken)
+            with pytest.raises(StoreUnavailable, match="cryptography package is required"):
+                await store.draw(TABLE)
+            assert "cryptography" in server.last_error
+            await asyncio.sleep(1.1)  # the table is tried again after TABLE_RETRY_DELAY
+            assert await store.draw(TABLE) == 1
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_expired_parked_requests_are_dropped_and_bounded(
+    mariadb_factory: MariaDBFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = mariadb_factory()
+    database = create_database(server)
+
+    async def body() -> None:
+        async with running(store_config(database.config(), timeout=0.3), TABLE) as store:
+            assert await store.draw(TABLE) == 1
+            server.kill()
+            with contextlib.suppress(StoreUnavailable):
+                await store.draw(TABLE)
+            assert not store.servers[0].up
+            for _ in range(5):
+                draws = [store.draw(TABLE) for _ in range(2000)]
+                await asyncio.gather(*draws, return_exceptions=True)
+            assert dict(store.info()[0][1])["store_parked_requests"] == "0"
+            monkeypatch.setattr("tickerd.stores.mysql.MAX_PARKED", 10)
+            draws = [store.draw(TABLE) for _ in range(30)]
+            results = await asyncio.gather(*draws, return_exceptions=True)
+            refused = [r for r in results if "too many requests (10)" in str(r)]
+            assert len(refused) == 20
+            assert len(store._parked) <= 10
+
+    run(body)
+
+
+def test_a_table_level_error_leaves_the_server_up_for_other_tables(
+    mysql_database: MysqlDatabase,
+) -> None:
+    """A dropped table fails its own requests; it neither flaps the server nor starves others."""
+    other = "tickets_posts"
+
+    async def body() -> None:
+        async with running(store_config(mysql_database.config(), timeout=1.0), TABLE, other) as s:
+            assert await s.draw(TABLE) == 1
+            mysql_database.server.execute(f"DROP TABLE `{TABLE}`", mysql_database.database)
+            load = Load(s, other)
+            load.start(4)
+            failures = 0
+            ends = time.monotonic() + 1.0
+            while time.monotonic() < ends:
+                with contextlib.suppress(StoreUnavailable):
+                    await s.draw(TABLE)
+                    pytest.fail("a dropped table issued a ticket")
+                failures += 1
+                assert s.servers[0].up, "a table's error marked the server down"
+                await asyncio.sleep(0.01)
+            await load.stop()
+            assert failures > 10
+            assert load.errors == []
+            assert len(load.ids) > 100
+            load.assert_unique()
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_lock_waits_are_retried_and_counted(mariadb_factory: MariaDBFactory) -> None:
+    server = mariadb_factory()
+    server.execute("SET GLOBAL innodb_lock_wait_timeout = 1")
+    database = create_database(server)
+
+    async def body() -> None:
+        async with running(store_config(database.config(), timeout=5.0), TABLE) as store:
+            assert await store.draw(TABLE) == 1
+            holder = server.connect(database.database)
+            try:
+                with holder.cursor() as cur:
+                    cur.execute("BEGIN")
+                    cur.execute(f"SELECT * FROM `{TABLE}` FOR UPDATE")
+                draw = store.draw(TABLE)
+                await asyncio.sleep(1.6)  # longer than innodb_lock_wait_timeout
+            finally:
+                holder.rollback()
+                holder.close()
+            assert await draw > 1  # a timed-out REPLACE may burn an id: a gap, never a duplicate
+            info = dict(store.info()[1][1])
+            assert int(info["ticketserver_ticket1_deadlocks"]) > 0
+            assert info["ticketserver_ticket1_status"] == "up"
+
+    run(body)
+
+
+@pytest.mark.slow
+def test_a_durability_setting_that_can_lose_tickets_is_warned(
+    mariadb_factory: MariaDBFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = mariadb_factory()
+    server.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 2")
+    database = create_database(server)
+
+    async def body() -> None:
+        async with running(store_config(database.config()), TABLE):
+            pass
+
+    with caplog.at_level("WARNING", logger="tickerd.store.mysql"):
+        run(body)
+    assert "innodb_flush_log_at_trx_commit = 2" in caplog.text
+
+
+def test_the_password_never_shows_in_errors_info_or_logs(
+    mariadb: MariaDB, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, _ = pair(mariadb, mariadb)
+    wrong = dataclasses.replace(good, name="ticket2", password="wrong-secret-77")
+    secrets = [good.password, wrong.password]
+
+    async def body() -> list[str]:
+        texts = []
+        async with running(store_config(good, wrong, timeout=0.5), TABLE) as store:
+            assert not store.servers[1].up
+            assert await store.draw(TABLE) == 1
+            mariadb.execute(f"DROP TABLE `{TABLE}`", good.database)  # a server error
+            with pytest.raises(StoreUnavailable) as caught:
+                await store.draw(TABLE)
+            texts += [str(caught.value), repr(store.info())]
+            assert "Access denied" in repr(store.info())
+            assert "doesn't exist" in repr(store.info())
+        return texts
+
+    with caplog.at_level("DEBUG", logger="tickerd"):
+        texts = run(body)
+    assert "Access denied" in caplog.text
+    for text in [*texts, caplog.text]:
+        for secret in secrets:
+            assert secret not in text

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +42,9 @@ _T = TypeVar("_T")
 # in time for another server to answer them before the caller's deadline.
 READ_TIMEOUT_SHARE = 0.5
 MIN_READ_TIMEOUT = 0.05
+# The most requests that wait (parked) for a server to come back; beyond it a request fails at
+# once instead of growing memory while every server is down.
+MAX_PARKED = 10_000
 # How long close() waits for the threads, beyond the longest a statement can take.
 CLOSE_GRACE = 2.0
 
@@ -59,6 +63,9 @@ class MysqlStore(Store):
         self._next = 0  # round-robin position
         self._workers: dict[tuple[str, str], Worker] = {}
         self._parked: collections.deque[Request] = collections.deque()
+        # Tables that ensure_table could not reach on a server: created when it is back.
+        self._missing: dict[str, set[str]] = {server.name: set() for server in self.servers}
+        self._tasks: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._admin: ThreadPoolExecutor | None = None
         self._closing = False
@@ -84,7 +91,8 @@ class MysqlStore(Store):
                     result,
                 )
         for server in self.servers:
-            server.on_up = self._server_up_from_thread
+            server.on_up = functools.partial(self._from_thread, self._server_up, server)
+            server.on_down = functools.partial(self._from_thread, self._server_down, server)
             server.start_probe()
         if not any(server.up for server in self.servers):
             await self.close()
@@ -95,6 +103,8 @@ class MysqlStore(Store):
         if self._closing or self._loop is None:
             return
         self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
         for worker in self._workers.values():
             worker.stop()
         for server in self.servers:
@@ -133,19 +143,50 @@ class MysqlStore(Store):
         return future
 
     def _route(self, request: Request) -> None:
-        server = self._pick()
-        if server is None:
-            self._parked.append(request)
+        request.server = self._pick(request.table)
+        if request.server is not None:
+            self._worker(request.table, request.server).submit(request)
+        elif all(server.up for server in self.servers):
+            # Every server is up but cannot serve this table now: no probe will change that.
+            _fail(
+                request,
+                StoreUnavailable(
+                    f"no ticket server can serve {request.table} now: " + self._reasons(request)
+                ),
+            )
         else:
-            self._worker(request.table, server).submit(request)
+            self._park(request)
 
-    def _pick(self) -> Server | None:
+    def _park(self, request: Request) -> None:
+        """Wait for a probe to bring a server back, within the limit of waiting requests."""
+        if len(self._parked) >= MAX_PARKED:
+            self._parked = collections.deque(r for r in self._parked if not r.future.done())
+        if len(self._parked) >= MAX_PARKED:
+            _fail(
+                request,
+                StoreUnavailable(
+                    f"too many requests ({MAX_PARKED}) are waiting for a ticket server: "
+                    + self._states()
+                ),
+            )
+        else:
+            self._parked.append(request)
+
+    def _pick(self, table: str) -> Server | None:
+        """The next server that is up and can serve ``table`` now."""
         servers = self.servers
         count = len(servers)
         start = 0 if self._failover else self._next
+        now = time.monotonic()
         for step in range(count):
             server = servers[(start + step) % count]
-            if server.up:
+            worker = self._workers.get((table, server.name))
+            if (
+                server.up
+                and (worker is None or worker.unusable_until <= now)
+                # Not before ensure_table has created it there and raised it past the others.
+                and table not in self._missing[server.name]
+            ):
                 if not self._failover:
                     self._next = (start + step + 1) % count
                 return server
@@ -173,67 +214,129 @@ class MysqlStore(Store):
             if self._closing:
                 _fail(request, StoreUnavailable(f"the ticket store is closing: {self._states()}"))
             else:
+                request.server = None
                 self._route(request)
 
-    def _server_up_from_thread(self) -> None:
+    def _from_thread(self, call: Callable[[Server], None], server: Server) -> None:
         loop = self._loop
         if loop is not None:
             # A closed loop means nothing is waiting any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._server_up)
+                loop.call_soon_threadsafe(call, server)
 
-    def _server_up(self) -> None:
+    def _server_up(self, server: Server) -> None:
+        if self._closing:
+            return
+        for table in sorted(self._missing[server.name]):
+            task = asyncio.ensure_future(self._create_missing(table))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         parked, self._parked = self._parked, collections.deque()
         for request in parked:
             if not request.future.done():
                 self._route(request)
 
+    def _server_down(self, server: Server) -> None:
+        # Idle connections to a failed server are closed now, not on their next use.
+        for (_, name), worker in self._workers.items():
+            if name == server.name:
+                worker.wake()
+
+    async def _create_missing(self, table: str) -> None:
+        try:
+            await self.ensure_table(table)
+        except StoreError as exc:
+            log.warning("table %s is still missing on a ticket server: %s", table, exc)
+
     def _expire(self, request: Request) -> None:
         if not request.future.done():
             request.future.set_exception(
                 StoreUnavailable(
-                    f"no ticket server answered within {self.timeout:g}s: "
-                    + self._states(since=request.deadline - self.timeout)
+                    f"no ticket server answered within {self.timeout:g}s: " + self._reasons(request)
                 )
             )
+        # Parked requests are failed here in about the order they were parked.
+        parked = self._parked
+        while parked and parked[0].future.done():
+            parked.popleft()
+
+    def _reasons(self, request: Request) -> str:
+        """The servers ``request`` was tried on and why each did not answer; if it was never
+        sent to one (every server down), each server's state."""
+        reasons = list(request.tried)
+        if request.server is not None:
+            since = request.deadline - self.timeout
+            reasons.append(f"{request.server}: {self._state(request.server, since)}")
+        return "; ".join(reasons) if reasons else self._states()
 
     def _states(self, since: float | None = None) -> str:
         """Each server and why it did not answer; for an up server, an error it had since
         ``since`` (a request's start) if any, since it may have come back meanwhile."""
-        states = []
-        for server in self.servers:
-            if not server.up:
-                state = server.last_error or "down"
-            elif since is not None and server.last_error_at >= since:
-                state = f"no reply in time (it failed meanwhile: {server.last_error})"
-            else:
-                state = "up, no reply in time"
-            states.append(f"{server}: {state}")
-        return "; ".join(states)
+        return "; ".join(f"{server}: {self._state(server, since)}" for server in self.servers)
+
+    @staticmethod
+    def _state(server: Server, since: float | None) -> str:
+        if not server.up:
+            return server.last_error or "down"
+        if since is not None and server.last_error_at >= since:
+            return f"no reply in time (it failed meanwhile: {server.last_error})"
+        return "up, no reply in time"
 
     # -- the rare operations, on the admin pool ----------------------------------------------
 
     async def ensure_table(self, table: str) -> None:
-        """Create and check ``table`` on every server that answers; start its workers."""
+        """Create and check ``table`` on every server that answers; a table that is empty on
+        some servers while others issued ids (new, or dropped and re-created) starts past the
+        largest of those ids, so that its counter never walks into ids already issued."""
         schema.quote(table)
         results = await self._on_each(
-            lambda conn, server: schema.ensure_table(conn, table, str(server)), self.servers
+            lambda conn, server: schema.ensure_table(
+                conn,
+                table,
+                str(server),
+                server.config.auto_increment_increment,
+                server.config.auto_increment_offset,
+            ),
+            self.servers,
         )
         mismatches = [r for r in results if isinstance(r, SchemaMismatch)]
         if mismatches:
             raise mismatches[0]
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if len(errors) == len(results):
+        answered = {
+            server.name: result
+            for server, result in zip(self.servers, results, strict=True)
+            if not isinstance(result, BaseException)
+        }
+        if not answered:
             raise StoreUnavailable(
                 f"cannot create table {table} on any ticket server: {self._states()}"
             )
-        for server, result in zip(self.servers, results, strict=True):
-            worker = self._worker(table, server)
-            if isinstance(result, BaseException):
+        tops = [top for _, top in answered.values() if top is not None]
+        empty = [s for s in self.servers if s.name in answered and answered[s.name][1] is None]
+        if tops and empty:
+            created = [str(s) for s in empty if answered[s.name][0]]
+            log.warning(
+                "table %s has no ids on %s while other ticket servers issued ids up to %d%s: "
+                "starting it past them so that no id is issued twice",
+                table,
+                ", ".join(str(s) for s in empty),
+                max(tops),
+                f" (created now on {', '.join(created)})" if created else "",
+            )
+            # Until this is done, these servers get no request for the table (if it fails, they
+            # stay out until their next return from down).
+            for server in empty:
+                self._missing[server.name].add(table)
+            await self._raise_each(table, max(tops), empty)
+        for server in self.servers:
+            if server.name in answered:
+                self._missing[server.name].discard(table)
+            else:
                 log.warning(
                     "table %s not created on %s (down): done when it is back", table, server
                 )
-                worker.create_missing = True
+                self._missing[server.name].add(table)
+            self._worker(table, server)
 
     async def list_tables(self, prefix: str) -> list[str]:
         """The stub tables named ``prefix...`` on the first server that answers."""
@@ -258,12 +361,23 @@ class MysqlStore(Store):
         """Make the next ticket of ``table`` greater than ``floor`` on every server."""
         if floor < 0:
             raise StoreError(f"cannot raise {table} to a negative id")
+        await self.ensure_table(table)
+        await self._raise_each(table, floor, self.servers)
+
+    async def _raise_each(self, table: str, floor: int, servers: list[Server]) -> None:
         results = await self._on_each(
-            lambda conn, _: schema.raise_to(conn, table, floor), self.servers
+            lambda conn, server: schema.raise_to(
+                conn,
+                table,
+                floor,
+                server.config.auto_increment_increment,
+                server.config.auto_increment_offset,
+            ),
+            servers,
         )
         failed = [
             f"{server}: {result}"
-            for server, result in zip(self.servers, results, strict=True)
+            for server, result in zip(servers, results, strict=True)
             if isinstance(result, BaseException)
         ]
         if failed:

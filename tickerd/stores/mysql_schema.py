@@ -36,6 +36,21 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_TABLE = 1146
 ER_AUTOINC_READ_FAILED = 1467  # BIGINT UNSIGNED is used up
 RETRYABLE = frozenset({ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT})
+# Errors about one table (or this daemon's use of it), not the server: that table's requests go
+# to another server, and the server keeps serving every other table.
+ER_TOO_MANY_CONNECTIONS = 1040
+ER_BAD_FIELD = 1054
+ER_TABLEACCESS_DENIED = 1142
+ER_OPTION_PREVENTS_STATEMENT = 1290  # read_only
+TABLE_LEVEL = frozenset(
+    {
+        ER_NO_SUCH_TABLE,
+        ER_BAD_FIELD,
+        ER_TABLEACCESS_DENIED,
+        ER_OPTION_PREVENTS_STATEMENT,
+        ER_TOO_MANY_CONNECTIONS,
+    }
+)
 # How often raise_to retries its transaction when it deadlocks with the ticket traffic.
 RAISE_ATTEMPTS = 20
 
@@ -60,8 +75,12 @@ def create_table(conn: pymysql.Connection, table: str) -> None:
         cur.execute(CREATE_TABLE.format(table=quote(table)))
 
 
-def ensure_table(conn: pymysql.Connection, table: str, server: str) -> None:
-    """Create ``table`` if missing, then check its shape; raise SchemaMismatch naming the gaps."""
+def ensure_table(
+    conn: pymysql.Connection, table: str, server: str, increment: int, offset: int
+) -> tuple[bool, int | None]:
+    """Create ``table`` if missing, then check its shape and its ids' residue; raise
+    SchemaMismatch naming the gaps. Return (created here, its largest id)."""
+    created = not table_exists(conn, table)
     create_table(conn, table)
     problems = shape_problems(conn, table)
     if problems:
@@ -72,6 +91,43 @@ def ensure_table(conn: pymysql.Connection, table: str, server: str) -> None:
             + CREATE_TABLE.format(table=quote(table)).replace(" IF NOT EXISTS", "")
             + " (drop or rename the table, or choose another table_prefix)"
         )
+    top = max_id(conn, table)
+    problem = residue_problem(table, server, top, increment, offset)
+    if problem:
+        raise SchemaMismatch(problem)
+    return created, top
+
+
+def residue_problem(
+    table: str, server: str, top: int | None, increment: int, offset: int
+) -> str | None:
+    """Why ``table``'s largest id ``top`` shows that ``server`` once issued ids of another
+    residue class than its offset gives now (swapped or changed offsets), or None if it agrees.
+
+    Uniqueness across servers rests on each server issuing only ids with
+    ``id % increment == offset % increment``; a server whose offset changed would walk into the
+    ids another server already issued.
+    """
+    if top is None or top % increment == offset % increment:
+        return None
+    return (
+        f"{server}: table {quote(table)} holds id {top}, but this server's "
+        f"auto_increment_offset = {offset} (auto_increment_increment = {increment}) issues only "
+        f"ids with id % {increment} == {offset % increment}: it would re-issue ids of another "
+        f"server. Give this server back the offset it had (one with {top} % {increment} == "
+        f"offset % {increment}); offsets of a deployment must never change"
+    )
+
+
+def table_exists(conn: pymysql.Connection, table: str) -> bool:
+    """Whether ``table`` exists in the session's database."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT 1 FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (table,),
+        )
+        return cur.fetchone() is not None
 
 
 def shape_problems(conn: pymysql.Connection, table: str) -> list[str]:
@@ -166,25 +222,28 @@ def max_id(conn: pymysql.Connection, table: str) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
-def raise_to(conn: pymysql.Connection, table: str, floor: int) -> None:
+def raise_to(conn: pymysql.Connection, table: str, floor: int, increment: int, offset: int) -> None:
     """Make this server's next ticket greater than ``floor``; never lower its counter.
 
-    If the stub row is below ``floor``, it is replaced by a row with id ``floor``: InnoDB then
-    moves the counter to the next value above ``floor`` in this session's residue class
-    (auto_increment_offset modulo auto_increment_increment), and an insert never lowers it. The
-    row is a marker, not a ticket: no client is ever handed ``floor`` by this.
+    If the stub row is below ``floor``, it is replaced by a row with the largest id up to
+    ``floor`` in this server's residue class (``offset`` modulo ``increment``), so that every id
+    in the table keeps that class (see :func:`residue_problem`): InnoDB then moves the counter to
+    that id + ``increment``, above ``floor``, and an insert never lowers it. The row is a marker,
+    not a ticket: no client is ever handed its id by this. The table must exist.
     """
-    create_table(conn, table)
+    marker = floor - (floor - offset) % increment
+    if marker < 1:
+        return  # the counter's first id, offset, is already above floor
     for attempt in range(RAISE_ATTEMPTS):
         try:
-            _raise_once(conn, table, floor)
+            _raise_once(conn, table, marker)
             return
         except pymysql.MySQLError as exc:
             if error_code(exc) not in RETRYABLE or attempt == RAISE_ATTEMPTS - 1:
                 raise
 
 
-def _raise_once(conn: pymysql.Connection, table: str, floor: int) -> None:
+def _raise_once(conn: pymysql.Connection, table: str, marker: int) -> None:
     quoted = quote(table)
     conn.begin()
     try:
@@ -193,8 +252,8 @@ def _raise_once(conn: pymysql.Connection, table: str, floor: int) -> None:
             cur.execute(f"SELECT MAX(id) FROM {quoted} FOR UPDATE")
             row = cur.fetchone()
             top = row[0] if row else None
-            if top is None or int(top) < floor:
-                cur.execute(f"REPLACE INTO {quoted} (id, stub) VALUES (%s, 'a')", (floor,))
+            if top is None or int(top) < marker:
+                cur.execute(f"REPLACE INTO {quoted} (id, stub) VALUES (%s, 'a')", (marker,))
         conn.commit()
     except BaseException:
         # A broken connection cannot roll back; the caller reports the first error.

@@ -27,6 +27,8 @@ log = logging.getLogger("tickerd.store.mysql")
 # reachable again rejoins the rotation within about a second.
 PROBE_FIRST_DELAY = 0.1
 PROBE_MAX_DELAY = 1.0
+# The least time a connect is given, however little its requests have left.
+MIN_CONNECT_TIME = 0.05
 # How many recent statement latencies INFO's percentiles are computed from.
 LATENCY_SAMPLES = 1024
 # The longest error text kept for INFO and error replies.
@@ -61,6 +63,8 @@ class Server:
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
         # Called on the probe thread when the server comes back (the store hops to its loop).
         self.on_up: Callable[[], None] = _nothing
+        # Called on the thread that marked the server down (the store closes idle connections).
+        self.on_down: Callable[[], None] = _nothing
         self._lock = threading.Lock()
         self._down = threading.Event()
         self._stop = threading.Event()
@@ -71,13 +75,21 @@ class Server:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def connect(self, multi_statements: bool = False) -> pymysql.Connection:
+    def connect(
+        self, multi_statements: bool = False, within: float | None = None
+    ) -> pymysql.Connection:
         """A new autocommit session with this server's auto-increment settings (never my.cnf's).
 
         ``multi_statements`` is for the workers' fixed REPLACE batches only: nothing built from
-        input is ever sent on such a session.
+        input is ever sent on such a session. ``within`` bounds the connect and the handshake
+        (the time its requests have left); the session's reads then get the usual timeout.
         """
         config = self.config
+        connect_timeout: float = config.connect_timeout
+        read_timeout = self.read_timeout
+        if within is not None:
+            within = max(MIN_CONNECT_TIME, within)
+            connect_timeout, read_timeout = min(connect_timeout, within), min(read_timeout, within)
         conn = pymysql.connect(
             host=config.host,
             port=config.port,
@@ -86,9 +98,9 @@ class Server:
             password=config.password,
             database=config.database,
             autocommit=True,
-            connect_timeout=config.connect_timeout,
-            read_timeout=self.read_timeout,
-            write_timeout=self.read_timeout,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            write_timeout=read_timeout,
             charset="utf8mb4",
             client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
         )
@@ -101,6 +113,7 @@ class Server:
         except BaseException:
             close_quietly(conn)
             raise
+        set_read_timeout(conn, self.read_timeout)
         return conn
 
     def scrub(self, text: str) -> str:
@@ -129,6 +142,7 @@ class Server:
             self.generation += 1
             self._down.set()
         log.warning("ticket server %s is down: %s", self, text)
+        self.on_down()
 
     def add_tickets(self, count: int, latencies: list[float]) -> None:
         """Account for one batch of tickets drawn by a worker."""
@@ -175,7 +189,7 @@ class Server:
                 return
             try:
                 close_quietly(self.connect())
-            except (pymysql.MySQLError, OSError) as exc:
+            except Exception as exc:  # also e.g. PyMySQL's RuntimeError for an auth plugin
                 self.record_error(exc)
                 delay = min(delay * 2, PROBE_MAX_DELAY)
                 continue
@@ -189,6 +203,13 @@ class Server:
 
 def _nothing() -> None:
     pass
+
+
+def set_read_timeout(conn: pymysql.Connection, seconds: float) -> None:
+    """Set how long ``conn``'s next reads may wait (PyMySQL takes it per read, not per socket)."""
+    # PyMySQL has no public setter.
+    conn._read_timeout = seconds  # type: ignore[attr-defined]
+    conn._write_timeout = seconds  # type: ignore[attr-defined]
 
 
 def close_quietly(conn: pymysql.Connection | None) -> None:

@@ -12,7 +12,7 @@ meanwhile is simply never issued (a gap).
 from __future__ import annotations
 
 import asyncio
-import functools
+import logging
 import queue
 import threading
 import time
@@ -21,17 +21,26 @@ from dataclasses import dataclass, field
 
 import pymysql
 
-from . import StoreError
+from . import SchemaMismatch, StoreError
 from . import mysql_schema as schema
-from .mysql_server import Server, close_quietly
+from .mysql_server import Server, close_quietly, error_text, set_read_timeout
+
+log = logging.getLogger("tickerd.store.mysql")
 
 # The most requests one round handles before the batch is handed back to the loop.
 MAX_BATCH = 64
 # A connection idle longer than this is pinged before use: the server may have closed it
-# (wait_timeout), and a ping that fails costs a reconnect instead of marking the server down.
+# (wait_timeout), and a ping that fails fast costs a reconnect instead of marking the server down.
 PING_AFTER_IDLE = 1.0
+# The least time a ping is given, however little its requests have left.
+MIN_PING_TIME = 0.01
 # The largest id a RESP integer (signed 64-bit) can carry.
 MAX_TICKET = 2**63 - 1
+# After a table-level error (schema.TABLE_LEVEL, a residue mismatch, an unexpected exception),
+# this worker's table is not routed to its server for this long; then it is tried again.
+TABLE_RETRY_DELAY = 1.0
+# Queued to wake a worker so that it closes a connection made stale by mark_down.
+_WAKE = object()
 
 
 def exhausted(table: str, server: Server) -> StoreError:
@@ -50,6 +59,9 @@ class Request:
     future: asyncio.Future[int]
     deadline: float
     timer: asyncio.TimerHandle | None = None
+    # The server it is queued on now, and "<server>: <why>" for each server that gave it back.
+    server: Server | None = None
+    tried: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -77,13 +89,14 @@ class Worker:
         self._loop = loop
         self._deliver = deliver
         self._replace = schema.REPLACE.format(table=schema.quote(table))
-        self._queue: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Request | object | None] = queue.SimpleQueue()
         self._conn: pymysql.Connection | None = None
         self._generation = -1
         self._last_used = 0.0
-        # Set by the store when ensure_table could not reach this server.
-        self.create_missing = False
-        self._connect_error: BaseException | None = None
+        # Until then (time.monotonic()) the store routes no request of this table here: the
+        # table failed on this server (set on the thread, read on the loop).
+        self.unusable_until = 0.0
+        self._connect_error: BaseException = StoreError("not connected")
         self._multi: dict[int, str] = {}  # statement count -> the multi-statement
         self._thread = threading.Thread(
             target=self._run, name=f"tickerd-mysql-{server.name}-{table}", daemon=True
@@ -93,6 +106,10 @@ class Worker:
     def submit(self, request: Request) -> None:
         """Queue ``request``; called on the loop, never blocks."""
         self._queue.put(request)
+
+    def wake(self) -> None:
+        """Have the thread close its connection if the server was marked down meanwhile."""
+        self._queue.put(_WAKE)
 
     def stop(self) -> None:
         """Finish what is queued, then close the connection and end the thread."""
@@ -115,18 +132,31 @@ class Worker:
                     if item is None:
                         running = False
                         break
-                    batch.append(item)
+                    if isinstance(item, Request):
+                        batch.append(item)
                     if len(batch) >= MAX_BATCH:
                         break
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                if batch and not self._hand_back(self._round(batch)):
+                self._close_if_stale()
+                if batch and not self._hand_back(self._safe_round(batch)):
                     return
         finally:
             close_quietly(self._conn)
             self._conn = None
+
+    def _safe_round(self, batch: list[Request]) -> Outcome:
+        """A round; an unexpected exception (a bug, or e.g. PyMySQL's RuntimeError for an auth
+        plugin it cannot do) must not end the thread: the batch goes elsewhere."""
+        try:
+            return self._round(batch)
+        except Exception as exc:
+            log.exception("worker %s/%s failed unexpectedly", self.server, self.table)
+            outcome = Outcome(self.server)
+            self._give_back(outcome, [r for r in batch if not r.future.done()], exc)
+            return outcome
 
     def _hand_back(self, outcome: Outcome) -> bool:
         if not (outcome.ids or outcome.failed or outcome.retry):
@@ -142,18 +172,24 @@ class Worker:
         pending = [request for request in batch if not request.future.done()]
         if pending and not self.server.up:
             # Marked down by another worker, and its probe is at it: don't wait on it here.
+            reason = f"{self.server}: {self.server.last_error or 'down'}"
+            for request in pending:
+                request.tried.append(reason)
             outcome.retry.extend(pending)
             return outcome
         latencies: list[float] = []
-        created = False
         while pending:
             now = time.monotonic()
             # Past its deadline the loop has failed it (or is about to): drawing would burn an id.
             pending = [r for r in pending if not r.future.done() and r.deadline > now]
             if not pending:
                 break
+            conn = self._connection(max(r.deadline for r in pending))
+            if conn is None:
+                self._give_back(outcome, pending, self._connect_error)
+                break
             started = time.perf_counter()
-            tickets, error = self._draw(len(pending))
+            tickets, error = self._draw(conn, len(pending))
             latencies.append(time.perf_counter() - started)
             for request, ticket in zip(pending, tickets, strict=False):
                 if ticket > MAX_TICKET:
@@ -161,40 +197,43 @@ class Worker:
                 else:
                     outcome.ids.append((request, ticket))
             pending = pending[len(tickets) :]
-            code = None if error is None else schema.error_code(error)
-            if error is None or code in schema.RETRYABLE:
+            if error is None:
+                continue
+            if schema.error_code(error) in schema.RETRYABLE:
                 # A deadlock with another daemon's REPLACE on the stub row: the server stopped
                 # at the failed statement and no id of it was seen, so the rest go again.
-                if error is not None:
-                    self.server.add_deadlock()
+                self.server.add_deadlock()
                 continue
-            if code == schema.ER_NO_SUCH_TABLE and self.create_missing and not created:
-                # The server was down when the store created the table: create it now. A table
-                # that vanished otherwise is never re-created here: its counter would restart
-                # and re-issue old ids, so the server is failed over instead, loudly.
-                created = True
-                conn = self._conn
-                if conn is not None and self._try(
-                    functools.partial(schema.create_table, conn, self.table)
-                ):
-                    continue
-            elif code == schema.ER_AUTOINC_READ_FAILED:
+            if schema.error_code(error) == schema.ER_AUTOINC_READ_FAILED:
                 outcome.failed.extend((r, exhausted(self.table, self.server)) for r in pending)
                 break
-            else:
-                self._fail(error)
-            outcome.retry.extend(pending)
+            self._give_back(outcome, pending, error)
             break
         self.server.add_tickets(len(outcome.ids), latencies)
         return outcome
 
-    def _draw(self, count: int) -> tuple[list[int], BaseException | None]:
+    def _give_back(self, outcome: Outcome, pending: list[Request], error: BaseException) -> None:
+        """Hand ``pending`` back for another server, after judging ``error``: an error about
+        this table (a vanished table is never re-created here: its counter would restart and
+        re-issue old ids) takes the table off this server for a while; any other error takes
+        the whole server out of the rotation."""
+        if (
+            isinstance(error, SchemaMismatch)
+            or schema.error_code(error) in schema.TABLE_LEVEL
+            or not isinstance(error, (pymysql.MySQLError, OSError))
+        ):
+            text = self._table_failed(error)
+        else:
+            text = self._fail(error)
+        reason = f"{self.server}: {text}"
+        for request in pending:
+            request.tried.append(reason)
+        outcome.retry.extend(pending)
+
+    def _draw(self, conn: pymysql.Connection, count: int) -> tuple[list[int], BaseException | None]:
         """Up to ``count`` tickets from one multi-statement round trip, and the error that
         stopped it short. Every id comes from an OK packet received; none is ever made up."""
         tickets: list[int] = []
-        conn = self._connection()
-        if conn is None:
-            return tickets, self._connect_error
         try:
             with conn.cursor() as cur:
                 # Each statement's result must be read (nextset) before the connection is usable
@@ -216,40 +255,81 @@ class Worker:
             sql = self._multi[count] = ";".join([self._replace] * count)
         return sql
 
-    def _connection(self) -> pymysql.Connection | None:
-        """The open connection, replaced if stale, pinged if idle, opened if missing; None
-        (and ``_connect_error``) if the server cannot be reached."""
+    def _close_if_stale(self) -> None:
+        if self._conn is not None and self._generation != self.server.generation:
+            close_quietly(self._conn)
+            self._conn = None
+
+    def _connection(self, deadline: float) -> pymysql.Connection | None:
+        """The open connection, pinged if idle, opened (and its table's ids checked) if
+        missing; None (and ``_connect_error``) if it cannot be had before ``deadline``."""
+        self._close_if_stale()
         server = self.server
         conn = self._conn
-        if conn is not None and self._generation != server.generation:
-            close_quietly(conn)
-            conn = self._conn = None
         if conn is not None and time.monotonic() - self._last_used > PING_AFTER_IDLE:
+            # Bounded by the requests' time: a hung server must give them back while another
+            # server can still answer them.
+            left = max(MIN_PING_TIME, deadline - time.monotonic())
+            set_read_timeout(conn, min(server.read_timeout, left))
             try:
                 conn.ping()
-            except (pymysql.MySQLError, OSError):
+            except (pymysql.MySQLError, OSError) as exc:
                 close_quietly(conn)
                 conn = self._conn = None
+                if _timed_out(exc):
+                    # No reply at all: a reconnect would wait as long again. A closed session
+                    # (wait_timeout) fails at once instead, and is simply replaced below.
+                    self._connect_error = exc
+                    return None
+            else:
+                set_read_timeout(conn, server.read_timeout)
+                self._last_used = time.monotonic()
         if conn is None:
             generation = server.generation
             try:
-                conn = server.connect(multi_statements=True)
+                conn = server.connect(multi_statements=True, within=deadline - time.monotonic())
+                problem = schema.residue_problem(
+                    self.table,
+                    str(server),
+                    schema.max_id(conn, self.table),
+                    server.config.auto_increment_increment,
+                    server.config.auto_increment_offset,
+                )
             except (pymysql.MySQLError, OSError) as exc:
+                close_quietly(conn)
                 self._connect_error = exc
+                return None
+            if problem:
+                close_quietly(conn)
+                self._connect_error = SchemaMismatch(problem)
                 return None
             self._conn, self._generation = conn, generation
         return conn
 
-    def _try(self, call: Callable[[], object]) -> bool:
-        """Run a statement besides the tickets; on failure the server is marked down."""
-        try:
-            call()
-        except (pymysql.MySQLError, OSError) as exc:
-            self._fail(exc)
-            return False
-        return True
+    def _table_failed(self, exc: BaseException) -> str:
+        """This table cannot be served here for now; the server serves every other table."""
+        close_quietly(self._conn)
+        self._conn = None
+        text = self.server.record_error(exc)
+        now = time.monotonic()
+        if self.unusable_until <= now:
+            log.error(
+                "ticket server %s cannot serve table %s: %s (its requests go to other servers)",
+                self.server,
+                self.table,
+                text,
+            )
+        self.unusable_until = now + TABLE_RETRY_DELAY
+        return text
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException) -> str:
         close_quietly(self._conn)
         self._conn = None
         self.server.mark_down(exc)
+        return self.server.scrub(error_text(exc))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a driver error came from a socket timeout (PyMySQL raises its error while
+    handling the OSError, so the timeout is its context)."""
+    return any(isinstance(e, TimeoutError) for e in (exc, exc.__cause__, exc.__context__))
