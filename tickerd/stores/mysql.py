@@ -45,6 +45,10 @@ MIN_READ_TIMEOUT = 0.05
 # The most requests that wait (parked) for a server to come back; beyond it a request fails at
 # once instead of growing memory while every server is down.
 MAX_PARKED = 10_000
+# How soon requests waiting on a server that is up but skips their table are routed again.
+REROUTE_DELAY = 0.1
+# How soon ensure_table is tried again when an empty table could not be raised.
+ENSURE_RETRY_DELAY = 2.0
 # How long close() waits for the threads, beyond the longest a statement can take.
 CLOSE_GRACE = 2.0
 
@@ -65,7 +69,11 @@ class MysqlStore(Store):
         self._parked: collections.deque[Request] = collections.deque()
         # Tables that ensure_table could not reach on a server: created when it is back.
         self._missing: dict[str, set[str]] = {server.name: set() for server in self.servers}
+        # Per server, the tables this process created while it was down: safe to create there
+        # when it is back (it never had them, as far as anyone could see).
+        self._create_when_back: dict[str, set[str]] = {s.name: set() for s in self.servers}
         self._tasks: set[asyncio.Future[None]] = set()
+        self._reroute_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._admin: ThreadPoolExecutor | None = None
         self._closing = False
@@ -105,6 +113,8 @@ class MysqlStore(Store):
         self._closing = True
         for task in list(self._tasks):
             task.cancel()
+        if self._reroute_timer is not None:
+            self._reroute_timer.cancel()
         for worker in self._workers.values():
             worker.stop()
         for server in self.servers:
@@ -146,16 +156,13 @@ class MysqlStore(Store):
         request.server = self._pick(request.table)
         if request.server is not None:
             self._worker(request.table, request.server).submit(request)
-        elif all(server.up for server in self.servers):
-            # Every server is up but cannot serve this table now: no probe will change that.
-            _fail(
-                request,
-                StoreUnavailable(
-                    f"no ticket server can serve {request.table} now: " + self._reasons(request)
-                ),
-            )
         else:
             self._park(request)
+            if any(server.up for server in self.servers) and self._reroute_timer is None:
+                # An up server skipped this table (a table error, or not yet raised): no probe
+                # will wake these requests, so look again soon, until their deadline.
+                assert self._loop is not None
+                self._reroute_timer = self._loop.call_later(REROUTE_DELAY, self._reroute_parked)
 
     def _park(self, request: Request) -> None:
         """Wait for a probe to bring a server back, within the limit of waiting requests."""
@@ -228,9 +235,12 @@ class MysqlStore(Store):
         if self._closing:
             return
         for table in sorted(self._missing[server.name]):
-            task = asyncio.ensure_future(self._create_missing(table))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn_ensure(table)
+        self._reroute_parked()
+
+    def _reroute_parked(self) -> None:
+        """Route the waiting requests again: a server or a table may be usable now."""
+        self._reroute_timer = None
         parked, self._parked = self._parked, collections.deque()
         for request in parked:
             if not request.future.done():
@@ -285,10 +295,90 @@ class MysqlStore(Store):
     # -- the rare operations, on the admin pool ----------------------------------------------
 
     async def ensure_table(self, table: str) -> None:
-        """Create and check ``table`` on every server that answers; a table that is empty on
-        some servers while others issued ids (new, or dropped and re-created) starts past the
-        largest of those ids, so that its counter never walks into ids already issued."""
+        """Check ``table`` on every server that answers; create it where it is missing only if it
+        is new (on no server yet), or was created by this process while those servers were down.
+
+        A table missing on one server while others have it may have been lost there (dropped,
+        or the server rebuilt empty): re-created, its counter would restart and could repeat ids
+        it issued before. Such a server is kept out for that table, loudly, until an operator
+        restores the table. A table empty on some servers while others issued ids starts past
+        the largest of those ids.
+        """
         schema.quote(table)
+        try:
+            await self._ensure_table(table)
+        finally:
+            self._reroute_parked()
+
+    async def _ensure_table(self, table: str) -> None:
+        found = await self._check_each(table, self.servers, create=False)
+        holders = [s for s in self.servers if s.name in found and found[s.name][0]]
+        lacking = [s for s in self.servers if s.name in found and not found[s.name][0]]
+        if not found:
+            raise StoreUnavailable(
+                f"cannot create table {table} on any ticket server: {self._states()}"
+            )
+        if holders:
+            lost = [s for s in lacking if table not in self._create_when_back[s.name]]
+            if lost:
+                log.error(
+                    "table %s is missing on %s but exists on %s: not creating it there (if it "
+                    "was lost, its counter would restart and could repeat ids issued before); "
+                    "those servers get no request for it. To bring them back, create the table "
+                    "by hand with AUTO_INCREMENT past every id they issued, then restart tickerd",
+                    table,
+                    ", ".join(map(str, lost)),
+                    ", ".join(map(str, holders)),
+                )
+            lacking = [s for s in lacking if s not in lost]
+        else:
+            # A new table: servers that are down now get it when they are back.
+            for server in self.servers:
+                if server.name not in found:
+                    self._create_when_back[server.name].add(table)
+        if lacking:
+            found.update(await self._check_each(table, lacking, create=True))
+            for server in lacking:
+                if server.name in found and found[server.name][0]:
+                    self._create_when_back[server.name].discard(table)
+        for server in self.servers:
+            if server.name in found and found[server.name][0]:
+                self._missing[server.name].discard(table)
+            else:
+                if server.name not in found:
+                    log.warning(
+                        "table %s not checked on %s (down): done when it is back", table, server
+                    )
+                self._missing[server.name].add(table)
+            self._worker(table, server)
+        tops = [top for name, (_, top) in found.items() if top is not None]
+        serving = [
+            s for s in self.servers if s.name in found and table not in self._missing[s.name]
+        ]
+        empty = [s for s in serving if found[s.name][1] is None]
+        if tops and empty:
+            log.warning(
+                "table %s has no ids on %s while other ticket servers issued ids up to %d: "
+                "starting it past them",
+                table,
+                ", ".join(map(str, empty)),
+                max(tops),
+            )
+            # These servers get no request for the table until they are raised.
+            for server in empty:
+                self._missing[server.name].add(table)
+            try:
+                await self._raise_each(table, max(tops), empty)
+            except StoreError:
+                self._retry_later(table)
+                raise
+            for server in empty:
+                self._missing[server.name].discard(table)
+
+    async def _check_each(
+        self, table: str, servers: list[Server], create: bool
+    ) -> dict[str, tuple[bool, int | None]]:
+        """(the table exists there, its largest id) per server that answered."""
         results = await self._on_each(
             lambda conn, server: schema.ensure_table(
                 conn,
@@ -296,47 +386,35 @@ class MysqlStore(Store):
                 str(server),
                 server.config.auto_increment_increment,
                 server.config.auto_increment_offset,
+                create=create,
             ),
-            self.servers,
+            servers,
         )
         mismatches = [r for r in results if isinstance(r, SchemaMismatch)]
         if mismatches:
             raise mismatches[0]
-        answered = {
-            server.name: result
-            for server, result in zip(self.servers, results, strict=True)
-            if not isinstance(result, BaseException)
-        }
-        if not answered:
-            raise StoreUnavailable(
-                f"cannot create table {table} on any ticket server: {self._states()}"
-            )
-        tops = [top for _, top in answered.values() if top is not None]
-        empty = [s for s in self.servers if s.name in answered and answered[s.name][1] is None]
-        if tops and empty:
-            created = [str(s) for s in empty if answered[s.name][0]]
-            log.warning(
-                "table %s has no ids on %s while other ticket servers issued ids up to %d%s: "
-                "starting it past them so that no id is issued twice",
-                table,
-                ", ".join(str(s) for s in empty),
-                max(tops),
-                f" (created now on {', '.join(created)})" if created else "",
-            )
-            # Until this is done, these servers get no request for the table (if it fails, they
-            # stay out until their next return from down).
-            for server in empty:
-                self._missing[server.name].add(table)
-            await self._raise_each(table, max(tops), empty)
-        for server in self.servers:
-            if server.name in answered:
-                self._missing[server.name].discard(table)
-            else:
-                log.warning(
-                    "table %s not created on %s (down): done when it is back", table, server
-                )
-                self._missing[server.name].add(table)
-            self._worker(table, server)
+        found: dict[str, tuple[bool, int | None]] = {}
+        for server, result in zip(servers, results, strict=True):
+            if isinstance(result, BaseException):
+                continue
+            existed, top = result
+            found[server.name] = (existed or create, top)
+        return found
+
+    def _retry_later(self, table: str) -> None:
+        """Try ``ensure_table`` again soon: a server that answers but could not be raised
+        (read_only, a lock) must not stay out of the table until it next goes down."""
+        loop = self._loop
+        if loop is None or self._closing:
+            return
+        loop.call_later(ENSURE_RETRY_DELAY, self._spawn_ensure, table)
+
+    def _spawn_ensure(self, table: str) -> None:
+        if self._closing:
+            return
+        task = asyncio.ensure_future(self._create_missing(table))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def list_tables(self, prefix: str) -> list[str]:
         """The stub tables named ``prefix...`` on the first server that answers."""

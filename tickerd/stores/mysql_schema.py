@@ -37,8 +37,8 @@ ER_NO_SUCH_TABLE = 1146
 ER_AUTOINC_READ_FAILED = 1467  # BIGINT UNSIGNED is used up
 RETRYABLE = frozenset({ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT})
 # Errors about one table (or this daemon's use of it), not the server: that table's requests go
-# to another server, and the server keeps serving every other table.
-ER_TOO_MANY_CONNECTIONS = 1040
+# to another server, and the server keeps serving every other table. (Too many connections, 1040,
+# is the server's: it is marked down, its idle connections closed, and its probe brings it back.)
 ER_BAD_FIELD = 1054
 ER_TABLEACCESS_DENIED = 1142
 ER_OPTION_PREVENTS_STATEMENT = 1290  # read_only
@@ -48,7 +48,6 @@ TABLE_LEVEL = frozenset(
         ER_BAD_FIELD,
         ER_TABLEACCESS_DENIED,
         ER_OPTION_PREVENTS_STATEMENT,
-        ER_TOO_MANY_CONNECTIONS,
     }
 )
 # How often raise_to retries its transaction when it deadlocks with the ticket traffic.
@@ -76,12 +75,22 @@ def create_table(conn: pymysql.Connection, table: str) -> None:
 
 
 def ensure_table(
-    conn: pymysql.Connection, table: str, server: str, increment: int, offset: int
+    conn: pymysql.Connection,
+    table: str,
+    server: str,
+    increment: int,
+    offset: int,
+    *,
+    create: bool = True,
 ) -> tuple[bool, int | None]:
-    """Create ``table`` if missing, then check its shape and its ids' residue; raise
-    SchemaMismatch naming the gaps. Return (created here, its largest id)."""
-    created = not table_exists(conn, table)
-    create_table(conn, table)
+    """Check ``table``'s shape and its ids' residue (creating it first if missing and ``create``);
+    raise SchemaMismatch naming the gaps. Return (it existed before, its largest id); a missing
+    table that was not created gives (False, None)."""
+    existed = table_exists(conn, table)
+    if not existed:
+        if not create:
+            return False, None
+        create_table(conn, table)
     problems = shape_problems(conn, table)
     if problems:
         raise SchemaMismatch(
@@ -95,7 +104,7 @@ def ensure_table(
     problem = residue_problem(table, server, top, increment, offset)
     if problem:
         raise SchemaMismatch(problem)
-    return created, top
+    return existed, top
 
 
 def residue_problem(
