@@ -52,6 +52,7 @@ class Connection(asyncio.Protocol):
         self._writing_paused = False
         self._reading_paused = False
         self._closing = False
+        self._eof = False  # the client half-closed: no request will follow the buffered ones
         self._abort_timer: asyncio.TimerHandle | None = None
         # The write buffer's size when the idle sweep last looked (see inactive_for).
         self._write_buffered = 0
@@ -99,6 +100,14 @@ class Connection(asyncio.Protocol):
         self.parser.feed(data)
         self._serve()
 
+    def eof_received(self) -> bool:
+        """The client sent its last request and half-closed (as ``nc -N`` does): answer every
+        request it sent, then close. True keeps the transport open for those replies."""
+        self._eof = True
+        if not self._closing:
+            self._serve()
+        return True
+
     def pause_writing(self) -> None:
         self._writing_paused = True
         self._update_reading()
@@ -117,6 +126,11 @@ class Connection(asyncio.Protocol):
             # Stopped at MAX_PENDING, and the flush made room: go on with the buffered requests.
             if self._closing or self._writing_paused or len(self._slots) >= MAX_PENDING:
                 break
+        else:
+            if self._eof and not self._closing:
+                # Every request the client sent is dispatched: close once they are answered.
+                self._closing = True
+                self._flush()
         self._update_reading()
 
     def _dispatch(self) -> bool:

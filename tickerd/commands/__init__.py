@@ -20,6 +20,9 @@ NOAUTH_ERROR = ReplyError("NOAUTH Authentication required.")
 # held for a client.
 MAX_QUEUED = 10_000
 MAX_QUEUED_BYTES = 4 * 1024 * 1024
+# What one queued argument costs besides its bytes (a bytes object and its list slot), so that
+# many empty arguments count too.
+ARGUMENT_OVERHEAD = 64
 # Keys one client may WATCH at once: the watch list is memory held for a client too.
 MAX_WATCHED = 10_000
 
@@ -293,15 +296,13 @@ def execute(session: Session, args: list[bytes]) -> Reply:
     queue = session.multi
     if queue is not None and IMMEDIATE not in row.flags:
         assert isinstance(queue, _Queue), "MULTI makes the queue"
-        size = sum(map(len, args))
+        size = sum(map(len, args)) + ARGUMENT_OVERHEAD * len(args)
         if len(queue) >= MAX_QUEUED:
             session.multi_failed = True
             return ReplyError(f"ERR too many commands in MULTI (at most {MAX_QUEUED})")
         if queue.size + size > MAX_QUEUED_BYTES:
             session.multi_failed = True
-            return ReplyError(
-                f"ERR too many bytes queued in MULTI (at most {MAX_QUEUED_BYTES} in arguments)"
-            )
+            return ReplyError(f"ERR too many bytes queued in MULTI (at most {MAX_QUEUED_BYTES})")
         queue.append(args)
         queue.size += size
         return QUEUED

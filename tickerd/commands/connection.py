@@ -158,7 +158,7 @@ def describe(session: Session, now: float) -> str:
     """
     queued = session.multi
     flags = "x" if queued is not None else "N"
-    multi_mem = sum(len(arg) for args in queued for arg in args) if queued is not None else 0
+    multi_mem = getattr(queued, "size", 0)  # counted as they were queued
     fields = [
         ("id", session.id),
         ("addr", session.addr),
