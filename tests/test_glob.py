@@ -238,3 +238,11 @@ def test_keys_with_a_hostile_pattern_answers(glob_tickerd: Tickerd) -> None:
     assert ours.keys("*a" * 16 + "b") == []
     assert ours.keys("*a" * 16 + "*") == [LONG_NAME.encode()]
     assert ours.ping()
+
+
+def test_ranges_compare_bytes_as_signed_chars_as_redis_does() -> None:
+    # Redis compares C chars (signed): 0x80 sorts below 'a', so [a-\x80] spans \x80..a.
+    match = compile_glob(b"[a-\x80]")
+    assert match(b"B")
+    assert match(b"a")
+    assert not match(b"b")

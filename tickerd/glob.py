@@ -95,18 +95,23 @@ def _class(pattern: bytes, i: int, nocase: bool) -> tuple[frozenset[int], int]:
         elif i + 2 < n and pattern[i + 1] == ord("-"):
             # Redis takes any third byte as the range's end, ']' included: '[a-]' is ']'..'a'.
             # Swapped before lowering, as Redis does: with nocase, '[Z-a]' is 'z'..'a', empty.
-            low, high = sorted((pattern[i], pattern[i + 2]))
+            # Redis compares (signed) chars: bytes from 0x80 sort below 0x00.
+            low, high = sorted((_signed(pattern[i]), _signed(pattern[i + 2])))
             if nocase:
                 low, high = _lower(low), _lower(high)
-                members.update(c for c in range(256) if low <= _lower(c) <= high)
+                members.update(c for c in range(256) if low <= _lower(_signed(c)) <= high)
             else:
-                members.update(range(low, high + 1))
+                members.update(c for c in range(256) if low <= _signed(c) <= high)
             i += 3
         else:
             members.update(_literal(char, nocase))
             i += 1
     i += 1  # the closing ]
     return (_ALL_BYTES - members if negate else frozenset(members)), i
+
+
+def _signed(byte: int) -> int:
+    return byte - 256 if byte >= 0x80 else byte
 
 
 def _literal(char: int, nocase: bool) -> frozenset[int]:
