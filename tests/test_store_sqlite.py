@@ -222,6 +222,7 @@ def test_a_locked_file_fails_a_batch_at_once(
             # Hold the writer until every draw is queued, so that they make one batch.
             gate = threading.Event()
             held = asyncio.ensure_future(store._call(lambda _: gate.wait(JOB_LIMIT)))
+            await asyncio.sleep(0)  # let the held job reach the queue before the draws
             pending = [store.draw("tickets_users") for _ in range(draws)]
             began = time.monotonic()
             gate.set()

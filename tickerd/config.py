@@ -240,6 +240,10 @@ def load(path: str | Path) -> Config:
             text = file.read()
     except OSError as exc:
         raise ConfigError([f"cannot read the configuration file {path}: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"the configuration file {path} is not UTF-8 text (byte {exc.start})"]
+        ) from None
     return loads(text, str(path))
 
 
