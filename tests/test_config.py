@@ -224,3 +224,11 @@ def test_the_example_configuration_is_valid_and_shows_the_defaults() -> None:
     assert example.server == config.ServerConfig()
     assert example.store == config.StoreConfig()
     assert example.sequences == config.SequencesConfig(names=("users", "posts"))
+
+
+def test_a_file_that_is_not_utf8_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "bad.ini"
+    path.write_bytes(b"[server]\nport = 1\xff\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert "is not UTF-8 text (byte 17)" in str(caught.value)

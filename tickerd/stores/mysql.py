@@ -453,11 +453,7 @@ class MysqlStore(Store):
             ),
             servers,
         )
-        failed = [
-            f"{server}: {result}"
-            for server, result in zip(servers, results, strict=True)
-            if isinstance(result, BaseException)
-        ]
+        failed = [str(result) for result in results if isinstance(result, BaseException)]
         if failed:
             raise StoreUnavailable(
                 f"{table} was not raised on every ticket server (try again): " + "; ".join(failed)
