@@ -78,6 +78,10 @@ def _recv_all(sock: socket.socket, *, timeout: float = 5.0) -> bytes:
     return received
 
 
+# A stalled loop never answers; a busy 2-core CI machine may take a while: the limit is generous.
+PING_LIMIT = 3.0
+
+
 def _ping_within(port: int, seconds: float) -> float:
     """How long a fresh client waits for PONG; fails beyond ``seconds``."""
     started = time.monotonic()
@@ -494,7 +498,7 @@ def test_a_client_that_does_not_read_is_paused_not_buffered(
             f"tickerd read {stalled_at} bytes from a client that reads no replies"
         )
         for _ in range(3):  # others are served meanwhile
-            assert _ping_within(server.port, 1.0) < 1.0
+            assert _ping_within(server.port, PING_LIMIT) < PING_LIMIT
         assert _memory_kb(pid, "VmRSS") - baseline < 100_000
         # Now the slow client reads: every reply, in order.
         received = bytearray()
@@ -509,7 +513,7 @@ def test_a_client_that_does_not_read_is_paused_not_buffered(
         assert received == expected
     peak = _memory_kb(pid, "VmHWM")
     assert peak - baseline < 100_000, f"tickerd grew by {peak - baseline} kB at its peak"
-    assert _ping_within(server.port, 1.0) < 1.0
+    assert _ping_within(server.port, PING_LIMIT) < PING_LIMIT
 
 
 def test_deep_pipeline_of_pings_answered_in_order(tickerd: Tickerd) -> None:
