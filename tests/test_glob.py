@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from tests.servers import RedisServer, Tickerd
 from tests.servers import command as c
+from tickerd.commands.tickets import MATCH_INLINE
 from tickerd.glob import MAX_PATTERN, compile_glob
 
 
@@ -246,3 +248,25 @@ def test_ranges_compare_bytes_as_signed_chars_as_redis_does() -> None:
     assert match(b"B")
     assert match(b"a")
     assert not match(b"b")
+
+
+def test_keys_over_many_sequences_match_off_the_loop(
+    tickerd_factory: Callable[..., Tickerd],
+) -> None:
+    """Over thousands of names a costly pattern takes a while: other clients are served
+    meanwhile, and the answer is the same as matching on the loop."""
+    count = MATCH_INLINE + 500
+    names = [f"{'a' * 40}{i:05d}" for i in range(count)]
+    server = tickerd_factory(GLOB_CONFIG, names=" ".join(["seed", *names]))
+    hostile = "*" + "a" * 30 + "*[0-9]" + "?" * 5 + "b"
+    result: list[object] = []
+    with server.client() as slow, server.client() as other:
+        thread = threading.Thread(target=lambda: result.append(slow.keys(hostile)))
+        thread.start()
+        assert other.ping()
+        assert other.incr("seed") >= 1  # tickets go on while KEYS runs
+        thread.join(60)
+        assert result == [[]]
+        assert sorted(slow.keys("*000[0-4]")) == [f"{'a' * 40}0000{i}".encode() for i in range(5)]
+        page = slow.scan(0, match="*1499", count=count + 1)
+        assert page == (0, [f"{'a' * 40}01499".encode()])

@@ -29,7 +29,8 @@ def compile_glob(pattern: bytes, *, nocase: bool = False) -> Callable[[bytes], b
     if pattern == b"*":
         return lambda _key: True  # Redis's KEYS and SCAN take '*' as every key, '' included
     tokens = _tokens(pattern, nocase)
-    return lambda key: _match(tokens, key)
+    shortest = sum(token is not STAR for token in tokens)  # no shorter key can match
+    return lambda key: len(key) >= shortest and _match(tokens, key)
 
 
 def _match(tokens: list[Token], key: bytes) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from ..context import Session
 from ..glob import compile_glob
@@ -22,6 +23,8 @@ from .base import (
 # SCAN's COUNT when none is given, and the most one SCAN call returns.
 SCAN_DEFAULT_COUNT = 10
 SCAN_MAX_COUNT = 100_000
+# KEYS and SCAN MATCH over more names than this match in a thread, off the event loop.
+MATCH_INLINE = 1000
 
 
 def incr(session: Session, args: list[bytes]) -> Reply:
@@ -121,8 +124,26 @@ def dbsize(session: Session, _args: list[bytes]) -> Reply:
 
 
 def keys(session: Session, args: list[bytes]) -> Reply:
-    match = compile_glob(args[1])
-    return [key for key in _names(session) if match(key)]
+    return _matching(_names(session), compile_glob(args[1]), _values)
+
+
+def _values(keys: list[bytes]) -> Value:
+    values: list[Value] = [*keys]
+    return values
+
+
+def _matching(
+    names: list[bytes], match: Callable[[bytes], bool], reply: Callable[[list[bytes]], Value]
+) -> Reply:
+    """``reply`` of the names that ``match``: at once for a few names; for many, in a thread,
+    so that a costly pattern over thousands of names never stalls the other clients."""
+    if len(names) <= MATCH_INLINE:
+        return reply([name for name in names if match(name)])
+
+    async def in_thread() -> Value:
+        return reply(await asyncio.to_thread(lambda: [name for name in names if match(name)]))
+
+    return run_async(in_thread())
 
 
 def scan(session: Session, args: list[bytes]) -> Reply:
@@ -155,9 +176,10 @@ def scan(session: Session, args: list[bytes]) -> Reply:
     following = cursor + count if cursor + count < len(names) else 0
     if kind is not None and kind != b"string":
         page = []
-    if match is not None:
-        page = [key for key in page if match(key)]
-    return [str(following).encode(), page]  # type: ignore[list-item]
+    cursor_reply = str(following).encode()
+    if match is None:
+        return [cursor_reply, page]  # type: ignore[list-item]
+    return _matching(page, match, lambda keys: [cursor_reply, _values(keys)])
 
 
 def _names(session: Session) -> list[bytes]:
