@@ -17,7 +17,7 @@ import pytest
 
 from tests.mariadb import MariaDB, MariaDBFactory, MysqlDatabase, create_database, free_port
 from tickerd.config import MysqlServerConfig, StoreConfig
-from tickerd.stores import SchemaMismatch, StoreError, StoreUnavailable
+from tickerd.stores import SchemaMismatch, StoreError, StoreUnavailable, mysql_schema
 from tickerd.stores.mysql import MysqlStore
 
 TABLE = "tickets_users"
@@ -559,27 +559,59 @@ def test_a_vanished_table_is_not_recreated(mysql_database: MysqlDatabase) -> Non
 
 
 @pytest.mark.slow
-def test_a_server_down_at_ensure_table_gets_the_table_when_back(
+def test_a_new_table_waits_for_every_server_then_is_created_on_all(
     mariadb_factory: MariaDBFactory,
 ) -> None:
+    """With a server down, a table that no answering server has may be new, or lost on those
+    that answer while the down one holds it: it is created only once every server answers."""
     odd_server, even_server = mariadb_factory(), mariadb_factory()
     first, second = pair(odd_server, even_server)
 
     async def body() -> None:
-        async with running(store_config(first, second)) as store:
+        async with running(store_config(first, second, timeout=1.0)) as store:
             even_server.kill()
-            await store.ensure_table(TABLE)  # only the odd server has it now
-            assert [await store.draw(TABLE) for _ in range(3)] == [1, 3, 5]
+            with pytest.raises(StoreUnavailable, match="created once every server answers"):
+                await store.ensure_table(TABLE)
+            with pytest.raises(StoreUnavailable):
+                await store.draw(TABLE)
             await asyncio.to_thread(even_server.start)
             restarted = time.monotonic()
             tickets: list[int] = []
-            while not any(ticket % 2 == 0 for ticket in tickets):
-                assert time.monotonic() - restarted < 2.0
-                tickets.append(await store.draw(TABLE))
-            # Created while the odd server had issued ids: it starts past them.
-            assert min(t for t in tickets if t % 2 == 0) > 5
+            while {ticket % 2 for ticket in tickets} != {0, 1}:
+                assert time.monotonic() - restarted < 3.0
+                with contextlib.suppress(StoreUnavailable):
+                    tickets.append(await store.draw(TABLE))
+            assert len(tickets) == len(set(tickets))
 
     run(body)
+
+
+def test_a_table_lost_while_its_holder_is_down_is_not_re_created(
+    mariadb_factory: MariaDBFactory,
+) -> None:
+    odd_server, even_server = mariadb_factory(), mariadb_factory()
+    first, second = pair(odd_server, even_server)
+    config = store_config(first, second, timeout=1.0)
+
+    async def issue(count: int) -> list[int]:
+        async with running(config, TABLE) as store:
+            return [await store.draw(TABLE) for _ in range(count)]
+
+    before = run(lambda: issue(6))
+    odd_server.kill()
+    even_server.execute(f"DROP TABLE `{TABLE}`", second.database)  # lost on the even server
+
+    async def while_down() -> None:
+        async with running(config) as store:
+            with pytest.raises(StoreUnavailable, match="created once every server answers"):
+                await store.ensure_table(TABLE)
+
+    run(while_down)
+    assert not even_server.execute(f"SHOW TABLES LIKE '{TABLE}'", second.database)
+    odd_server.start()
+    after = run(lambda: issue(4))
+    assert all(ticket % 2 == 1 for ticket in after)  # the odd server alone serves it
+    assert not set(before) & set(after), "a ticket was issued twice"
 
 
 def test_close_finishes_queued_draws_then_refuses(mysql_database: MysqlDatabase) -> None:
@@ -665,17 +697,17 @@ def test_a_dropped_table_restarts_past_the_other_servers(mariadb: MariaDB) -> No
 
 def test_a_table_lost_on_one_server_is_never_re_created_there(mariadb: MariaDB) -> None:
     """Re-created, a lost table's counter would restart below ids it issued: the server is
-    kept out for that table (SET names it), the other server serves it."""
+    kept out for that table, the other server serves it (and SET raises it)."""
     first, second = pair(mariadb, mariadb)
 
     async def body() -> None:
         async with running(store_config(first, second), TABLE) as store:
             assert sorted([await store.draw(TABLE) for _ in range(6)]) == [1, 2, 3, 4, 5, 6]
             mariadb.execute(f"DROP TABLE `{TABLE}`", first.database)
-            with pytest.raises(StoreError, match="not raised on every ticket server"):
-                await store.raise_to(TABLE, 2)
+            await store.raise_to(TABLE, 20)  # raises the servers that serve the table
             after = [await store.draw(TABLE) for _ in range(4)]
-            assert after == [8, 10, 12, 14]
+            assert after == [22, 24, 26, 28]
+            assert not mariadb.execute(f"SHOW TABLES LIKE '{TABLE}'", first.database)
 
     run(body)
 
@@ -845,6 +877,9 @@ def test_the_password_never_shows_in_errors_info_or_logs(
     good, _ = pair(mariadb, mariadb)
     wrong = dataclasses.replace(good, name="ticket2", password="wrong-secret-77")
     secrets = [good.password, wrong.password]
+
+    # The table exists: with a server down, a table on no answering server is not created.
+    mariadb.execute(mysql_schema.CREATE_TABLE.format(table=f"`{TABLE}`"), good.database)
 
     async def body() -> list[str]:
         texts = []

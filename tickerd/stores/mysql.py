@@ -69,9 +69,8 @@ class MysqlStore(Store):
         self._parked: collections.deque[Request] = collections.deque()
         # Tables that ensure_table could not reach on a server: created when it is back.
         self._missing: dict[str, set[str]] = {server.name: set() for server in self.servers}
-        # Per server, the tables this process created while it was down: safe to create there
-        # when it is back (it never had them, as far as anyone could see).
-        self._create_when_back: dict[str, set[str]] = {s.name: set() for s in self.servers}
+        # Tables with an ensure_table retry pending (one per table, however often it fails).
+        self._retrying: set[str] = set()
         self._tasks: set[asyncio.Future[None]] = set()
         self._reroute_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -295,14 +294,16 @@ class MysqlStore(Store):
     # -- the rare operations, on the admin pool ----------------------------------------------
 
     async def ensure_table(self, table: str) -> None:
-        """Check ``table`` on every server that answers; create it where it is missing only if it
-        is new (on no server yet), or was created by this process while those servers were down.
+        """Check ``table`` on every server that answers; create it only where it is new.
 
-        A table missing on one server while others have it may have been lost there (dropped,
-        or the server rebuilt empty): re-created, its counter would restart and could repeat ids
-        it issued before. Such a server is kept out for that table, loudly, until an operator
-        restores the table. A table empty on some servers while others issued ids starts past
-        the largest of those ids.
+        A table is new when every configured server answers and none has it. A table missing on
+        one server while another has it may have been lost there (dropped, or the server rebuilt
+        empty): re-created, its counter would restart and could repeat ids it issued before, so
+        that server is kept out for the table, loudly, until an operator restores it. While a
+        server is down, a table that no answering server has cannot be told new from lost: it is
+        created once every server answers. A table empty on some servers while others issued ids
+        starts past the largest of those ids. A server that cannot be created on or raised now
+        (read_only, a lock) stays out for the table and is tried again later.
         """
         schema.quote(table)
         try:
@@ -314,48 +315,45 @@ class MysqlStore(Store):
         found = await self._check_each(table, self.servers, create=False)
         holders = [s for s in self.servers if s.name in found and found[s.name][0]]
         lacking = [s for s in self.servers if s.name in found and not found[s.name][0]]
-        if not found:
-            raise StoreUnavailable(
-                f"cannot create table {table} on any ticket server: {self._states()}"
-            )
-        if holders:
-            lost = [s for s in lacking if table not in self._create_when_back[s.name]]
-            if lost:
-                log.error(
-                    "table %s is missing on %s but exists on %s: not creating it there (if it "
-                    "was lost, its counter would restart and could repeat ids issued before); "
-                    "those servers get no request for it. To bring them back, create the table "
-                    "by hand with AUTO_INCREMENT past every id they issued, then restart tickerd",
-                    table,
-                    ", ".join(map(str, lost)),
-                    ", ".join(map(str, holders)),
-                )
-            lacking = [s for s in lacking if s not in lost]
-        else:
-            # A new table: servers that are down now get it when they are back.
-            for server in self.servers:
-                if server.name not in found:
-                    self._create_when_back[server.name].add(table)
-        if lacking:
-            found.update(await self._check_each(table, lacking, create=True))
-            for server in lacking:
-                if server.name in found and found[server.name][0]:
-                    self._create_when_back[server.name].discard(table)
+        unreached = [s for s in self.servers if s.name not in found]
         for server in self.servers:
-            if server.name in found and found[server.name][0]:
-                self._missing[server.name].discard(table)
-            else:
-                if server.name not in found:
-                    log.warning(
-                        "table %s not checked on %s (down): done when it is back", table, server
-                    )
-                self._missing[server.name].add(table)
             self._worker(table, server)
+            if not (server.name in found and found[server.name][0]):
+                self._missing[server.name].add(table)
+        if holders and lacking:
+            log.error(
+                "table %s is missing on %s but exists on %s: not creating it there (if it was "
+                "lost, its counter would restart and could repeat ids issued before); those "
+                "servers get no request for it. To bring them back, create the table by hand "
+                "with AUTO_INCREMENT past every id they issued",
+                table,
+                ", ".join(map(str, lacking)),
+                ", ".join(map(str, holders)),
+            )
+        elif lacking and not unreached:
+            created = await self._check_each(table, lacking, create=True)
+            found.update(created)
+            holders += [s for s in lacking if s.name in created]
+            if len(created) < len(lacking):
+                log.warning("table %s could not be created on every ticket server", table)
+                self._retry_later(table)
+        if not holders:
+            reason = (
+                "no ticket server answered"
+                if not found
+                else (
+                    "it exists on no ticket server that answered, and "
+                    f"{', '.join(map(str, unreached))} did not answer: it is created once every "
+                    "server answers"
+                )
+            )
+            raise StoreUnavailable(f"cannot create table {table} now: {reason}: {self._states()}")
+        for server in unreached:
+            log.warning("table %s not checked on %s (down): done when it is back", table, server)
+        for server in holders:
+            self._missing[server.name].discard(table)
         tops = [top for name, (_, top) in found.items() if top is not None]
-        serving = [
-            s for s in self.servers if s.name in found and table not in self._missing[s.name]
-        ]
-        empty = [s for s in serving if found[s.name][1] is None]
+        empty = [s for s in holders if found[s.name][1] is None]
         if tops and empty:
             log.warning(
                 "table %s has no ids on %s while other ticket servers issued ids up to %d: "
@@ -369,9 +367,10 @@ class MysqlStore(Store):
                 self._missing[server.name].add(table)
             try:
                 await self._raise_each(table, max(tops), empty)
-            except StoreError:
+            except StoreError as exc:
+                log.warning("%s; tried again in %gs", exc, ENSURE_RETRY_DELAY)
                 self._retry_later(table)
-                raise
+                return
             for server in empty:
                 self._missing[server.name].discard(table)
 
@@ -402,14 +401,16 @@ class MysqlStore(Store):
         return found
 
     def _retry_later(self, table: str) -> None:
-        """Try ``ensure_table`` again soon: a server that answers but could not be raised
-        (read_only, a lock) must not stay out of the table until it next goes down."""
+        """Try ``ensure_table`` again soon: a server that answers but could not be created on or
+        raised (read_only, a lock) must not stay out of the table until it next goes down."""
         loop = self._loop
-        if loop is None or self._closing:
+        if loop is None or self._closing or table in self._retrying:
             return
+        self._retrying.add(table)
         loop.call_later(ENSURE_RETRY_DELAY, self._spawn_ensure, table)
 
     def _spawn_ensure(self, table: str) -> None:
+        self._retrying.discard(table)
         if self._closing:
             return
         task = asyncio.ensure_future(self._create_missing(table))
@@ -440,7 +441,10 @@ class MysqlStore(Store):
         if floor < 0:
             raise StoreError(f"cannot raise {table} to a negative id")
         await self.ensure_table(table)
-        await self._raise_each(table, floor, self.servers)
+        # Not the servers kept out of this table (lost there, or waiting for their own raise
+        # past the others' ids); a server that is down must be raised, so it fails the call.
+        targets = [s for s in self.servers if not s.up or table not in self._missing[s.name]]
+        await self._raise_each(table, floor, targets)
 
     async def _raise_each(self, table: str, floor: int, servers: list[Server]) -> None:
         results = await self._on_each(
