@@ -51,6 +51,7 @@ CASES: dict[str, bytes] = {
     "client setname ok": c("CLIENT", "SETNAME", "worker"),
     "client getname unset": c("CLIENT", "GETNAME"),
     "client list type unknown": c("CLIENT", "LIST", "TYPE", "foo"),
+    "client list type raw bytes": c("CLIENT", "LIST", "TYPE", b"\xff\xfe"),
     "client list type pubsub": c("CLIENT", "LIST", "TYPE", "pubsub"),
     "client list type master": c("CLIENT", "LIST", "TYPE", "MASTER"),
     "client list type without a type": c("CLIENT", "LIST", "TYPE"),

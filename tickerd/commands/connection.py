@@ -208,7 +208,8 @@ def client_list(session: Session, args: list[bytes]) -> Reply:
     if len(args) == 4 and args[2].lower() == b"type":
         kind = args[3].lower()
         if kind not in _CLIENT_TYPES:
-            return ReplyError(f"ERR Unknown client type '{text(args[3])}'")
+            shown = args[3].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")  # as %s
+            return ReplyError(f"ERR Unknown client type '{shown}'")
         if kind != b"normal":
             clients = []
     elif len(args) > 3 and args[2].lower() == b"id":
