@@ -47,8 +47,10 @@ MIN_READ_TIMEOUT = 0.05
 MAX_PARKED = 10_000
 # How soon requests waiting on a server that is up but skips their table are routed again.
 REROUTE_DELAY = 0.1
-# How soon ensure_table is tried again when an empty table could not be raised.
+# How soon ensure_table is tried again when a table could not be created or raised on a server.
 ENSURE_RETRY_DELAY = 2.0
+# How often a server kept out of a table it lacks (lost there?) is checked for a restored table.
+LOST_RECHECK_DELAY = 30.0
 # How long close() waits for the threads, beyond the longest a statement can take.
 CLOSE_GRACE = 2.0
 
@@ -71,6 +73,8 @@ class MysqlStore(Store):
         self._missing: dict[str, set[str]] = {server.name: set() for server in self.servers}
         # Tables with an ensure_table retry pending (one per table, however often it fails).
         self._retrying: set[str] = set()
+        # Tables found new on every server, and the servers where creating them failed so far.
+        self._create_pending: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
         self._reroute_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -320,39 +324,57 @@ class MysqlStore(Store):
             self._worker(table, server)
             if not (server.name in found and found[server.name][0]):
                 self._missing[server.name].add(table)
+        pending = self._create_pending.get(table, set())
         if holders and lacking:
-            log.error(
-                "table %s is missing on %s but exists on %s: not creating it there (if it was "
-                "lost, its counter would restart and could repeat ids issued before); those "
-                "servers get no request for it. To bring them back, create the table by hand "
-                "with AUTO_INCREMENT past every id they issued",
-                table,
-                ", ".join(map(str, lacking)),
-                ", ".join(map(str, holders)),
-            )
+            # Servers that lacked a table found new everywhere (its create failed there) may
+            # still get it; any other lacking server may have lost it.
+            lost = [s for s in lacking if s.name not in pending]
+            if lost:
+                log.error(
+                    "table %s is missing on %s but exists on %s: not creating it there (if it "
+                    "was lost, its counter would restart and could repeat ids issued before); "
+                    "those servers get no request for it. To bring them back, create the table "
+                    "by hand with AUTO_INCREMENT past every id they issued (checked again every "
+                    "%gs)",
+                    table,
+                    ", ".join(map(str, lost)),
+                    ", ".join(map(str, holders)),
+                    LOST_RECHECK_DELAY,
+                )
+                self._retry_later(table, LOST_RECHECK_DELAY)
+            lacking = [s for s in lacking if s.name in pending]
         elif lacking and not unreached:
+            pending = self._create_pending[table] = {s.name for s in lacking}  # new everywhere
+        if lacking and pending:
             created = await self._check_each(table, lacking, create=True)
             found.update(created)
             holders += [s for s in lacking if s.name in created]
+            pending -= set(created)
+            if not pending:
+                self._create_pending.pop(table, None)
             if len(created) < len(lacking):
                 log.warning("table %s could not be created on every ticket server", table)
                 self._retry_later(table)
         if not holders:
-            reason = (
-                "no ticket server answered"
-                if not found
-                else (
+            if not found:
+                reason = "no ticket server answered"
+            elif unreached:
+                reason = (
                     "it exists on no ticket server that answered, and "
                     f"{', '.join(map(str, unreached))} did not answer: it is created once every "
                     "server answers"
                 )
-            )
+            else:
+                reason = "it could not be created on any ticket server (tried again soon)"
             raise StoreUnavailable(f"cannot create table {table} now: {reason}: {self._states()}")
         for server in unreached:
             log.warning("table %s not checked on %s (down): done when it is back", table, server)
         for server in holders:
             self._missing[server.name].discard(table)
-        tops = [top for name, (_, top) in found.items() if top is not None]
+        # A top may be a SET marker: the largest id of its server's residue at or below the
+        # floor, which is then below top + increment.
+        increment = self.servers[0].config.auto_increment_increment
+        tops = [top + increment - 1 for _, (_, top) in found.items() if top is not None]
         empty = [s for s in holders if found[s.name][1] is None]
         if tops and empty:
             log.warning(
@@ -400,14 +422,14 @@ class MysqlStore(Store):
             found[server.name] = (existed or create, top)
         return found
 
-    def _retry_later(self, table: str) -> None:
+    def _retry_later(self, table: str, delay: float = ENSURE_RETRY_DELAY) -> None:
         """Try ``ensure_table`` again soon: a server that answers but could not be created on or
         raised (read_only, a lock) must not stay out of the table until it next goes down."""
         loop = self._loop
         if loop is None or self._closing or table in self._retrying:
             return
         self._retrying.add(table)
-        loop.call_later(ENSURE_RETRY_DELAY, self._spawn_ensure, table)
+        loop.call_later(delay, self._spawn_ensure, table)
 
     def _spawn_ensure(self, table: str) -> None:
         self._retrying.discard(table)
@@ -441,10 +463,9 @@ class MysqlStore(Store):
         if floor < 0:
             raise StoreError(f"cannot raise {table} to a negative id")
         await self.ensure_table(table)
-        # Not the servers kept out of this table (lost there, or waiting for their own raise
-        # past the others' ids); a server that is down must be raised, so it fails the call.
-        targets = [s for s in self.servers if not s.up or table not in self._missing[s.name]]
-        await self._raise_each(table, floor, targets)
+        # Every server, also one kept out of this table: if it lacks the table, SET fails
+        # rather than promise a floor a restored table there would not know.
+        await self._raise_each(table, floor, self.servers)
 
     async def _raise_each(self, table: str, floor: int, servers: list[Server]) -> None:
         results = await self._on_each(
