@@ -71,8 +71,10 @@ class MysqlStore(Store):
         self._parked: collections.deque[Request] = collections.deque()
         # Tables that ensure_table could not reach on a server: created when it is back.
         self._missing: dict[str, set[str]] = {server.name: set() for server in self.servers}
-        # Tables with an ensure_table retry pending (one per table, however often it fails).
-        self._retrying: set[str] = set()
+        # Per table, the pending ensure_table retry and when it fires (one per table).
+        self._retrying: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+        # Per server, the last error of a table check there (shown when a create fails).
+        self._check_errors: dict[str, str] = {}
         # Tables found new on every server, and the servers where creating them failed so far.
         self._create_pending: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
@@ -316,15 +318,16 @@ class MysqlStore(Store):
             self._reroute_parked()
 
     async def _ensure_table(self, table: str) -> None:
+        self._check_errors.clear()
         found = await self._check_each(table, self.servers, create=False)
         holders = [s for s in self.servers if s.name in found and found[s.name][0]]
         lacking = [s for s in self.servers if s.name in found and not found[s.name][0]]
         unreached = [s for s in self.servers if s.name not in found]
         for server in self.servers:
-            self._worker(table, server)
             if not (server.name in found and found[server.name][0]):
                 self._missing[server.name].add(table)
         pending = self._create_pending.get(table, set())
+        pending -= {s.name for s in holders}  # it has the table now, however it got it
         if holders and lacking:
             # Servers that lacked a table found new everywhere (its create failed there) may
             # still get it; any other lacking server may have lost it.
@@ -354,7 +357,8 @@ class MysqlStore(Store):
                 self._create_pending.pop(table, None)
             if len(created) < len(lacking):
                 log.warning("table %s could not be created on every ticket server", table)
-                self._retry_later(table)
+                if created or holders:
+                    self._retry_later(table)  # a holder serves it: complete it in the background
         if not holders:
             if not found:
                 reason = "no ticket server answered"
@@ -365,12 +369,23 @@ class MysqlStore(Store):
                     "server answers"
                 )
             else:
-                reason = "it could not be created on any ticket server (tried again soon)"
-            raise StoreUnavailable(f"cannot create table {table} now: {reason}: {self._states()}")
+                reason = "it could not be created on any ticket server"
+            shown = "; ".join(
+                self._check_errors.get(server.name) or f"{server}: {self._state(server, None)}"
+                for server in self.servers
+            )
+            raise StoreUnavailable(f"cannot create table {table} now: {reason}: {shown}")
         for server in unreached:
             log.warning("table %s not checked on %s (down): done when it is back", table, server)
         for server in holders:
             self._missing[server.name].discard(table)
+        await self._raise_empty(table, found, holders)
+
+    async def _raise_empty(
+        self, table: str, found: dict[str, tuple[bool, int | None]], holders: list[Server]
+    ) -> None:
+        """Start the holders whose table is empty past every id (and SET floor) the others
+        know; until then they get no request for it."""
         # A top may be a SET marker: the largest id of its server's residue at or below the
         # floor, which is then below top + increment.
         increment = self.servers[0].config.auto_increment_increment
@@ -417,22 +432,30 @@ class MysqlStore(Store):
         found: dict[str, tuple[bool, int | None]] = {}
         for server, result in zip(servers, results, strict=True):
             if isinstance(result, BaseException):
+                self._check_errors[server.name] = str(result)  # named by _session, no secrets
+                log.warning("table %s on %s: %s", table, server, result)
                 continue
             existed, top = result
             found[server.name] = (existed or create, top)
         return found
 
     def _retry_later(self, table: str, delay: float = ENSURE_RETRY_DELAY) -> None:
-        """Try ``ensure_table`` again soon: a server that answers but could not be created on or
-        raised (read_only, a lock) must not stay out of the table until it next goes down."""
+        """Try ``ensure_table`` again after ``delay``: a server that answers but could not be
+        created on or raised (read_only, a lock) must not stay out of the table until it next
+        goes down. One retry per table: the sooner one wins."""
         loop = self._loop
-        if loop is None or self._closing or table in self._retrying:
+        if loop is None or self._closing:
             return
-        self._retrying.add(table)
-        loop.call_later(delay, self._spawn_ensure, table)
+        when = loop.time() + delay
+        pending = self._retrying.get(table)
+        if pending is not None:
+            if pending[0] <= when:
+                return
+            pending[1].cancel()
+        self._retrying[table] = (when, loop.call_at(when, self._spawn_ensure, table))
 
     def _spawn_ensure(self, table: str) -> None:
-        self._retrying.discard(table)
+        self._retrying.pop(table, None)
         if self._closing:
             return
         task = asyncio.ensure_future(self._create_missing(table))
