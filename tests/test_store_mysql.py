@@ -9,13 +9,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Literal, TypeVar
 
 import pytest
 
-from tests.mariadb import MariaDB, MariaDBFactory, MysqlDatabase, create_database, free_port
+from tests.mariadb import (
+    TICKERD_USER,
+    MariaDB,
+    MariaDBFactory,
+    MysqlDatabase,
+    create_database,
+    free_port,
+)
 from tickerd.config import MysqlServerConfig, StoreConfig
 from tickerd.stores import SchemaMismatch, StoreError, StoreUnavailable, mysql_schema
 from tickerd.stores.mysql import MysqlStore
@@ -908,3 +916,27 @@ def test_the_password_never_shows_in_errors_info_or_logs(
     for text in [*texts, caplog.text]:
         for secret in secrets:
             assert secret not in text
+
+
+def test_a_table_that_cannot_be_created_names_the_cause_and_costs_nothing(
+    mariadb_factory: MariaDBFactory,
+) -> None:
+    """Each request for a table that cannot be created fails with the server's reason; it
+    leaves no worker thread and no background retry behind (auto_create names come from
+    clients)."""
+    server = mariadb_factory()
+    database = create_database(server)
+    server.execute(f"REVOKE CREATE ON *.* FROM '{TICKERD_USER}'@'%'")
+
+    async def body() -> None:
+        async with running(store_config(database.config())) as store:
+            with pytest.raises(StoreUnavailable, match="CREATE command denied"):
+                await store.ensure_table("tickets_n0")
+            threads = threading.active_count()  # the admin pool has started by now
+            for i in range(1, 21):
+                with pytest.raises(StoreUnavailable, match="CREATE command denied"):
+                    await store.ensure_table(f"tickets_n{i}")
+            assert threading.active_count() == threads
+            assert not store._retrying
+
+    run(body)
