@@ -88,15 +88,18 @@ def closed_by_peer(port: int, data: bytes) -> bool:
 
 
 def _wait_for_ping(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the server answers PING: PONG, or NOAUTH from one that wants a password."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if b"PONG" in exchange(port, b"PING\r\n", timeout=1):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
+        ):
+            sock.sendall(b"PING\r\n")
+            if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                 return
-        except OSError:
-            pass
         time.sleep(0.05)
     raise RuntimeError(f"server did not answer PING within {START_TIMEOUT}s:\n{log.read_text()}")
 
@@ -220,28 +223,37 @@ def tickerd() -> Iterator[Tickerd]:
 
 
 class RedisServer:
-    """A throwaway redis-server: the reference for reply bytes."""
+    """A throwaway redis-server: the reference for reply bytes; ``extra`` are more options
+    (e.g. ``--requirepass``)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *extra: str) -> None:
         self.port = free_port()
         self.log_path = directory / "redis.log"
         self.process = subprocess.Popen(
             [
                 "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", str(directory),
-                "--logfile", str(self.log_path),
+                "--logfile", str(self.log_path), *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        _wait_for_ping(self.port, self.process, self.log_path)
+        try:
+            _wait_for_ping(self.port, self.process, self.log_path)
+        except BaseException:
+            self.stop()
+            raise
 
     def send(self, data: bytes, **options: Any) -> bytes:
         return exchange(self.port, data, **options)
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(10)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture(scope="session")

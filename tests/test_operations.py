@@ -91,23 +91,6 @@ def _ping_within(port: int, seconds: float) -> float:
     return time.monotonic() - started
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until a server that wants AUTH answers (with NOAUTH: PONG is not coming)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
-        ):
-            sock.sendall(b"PING\r\n")
-            if sock.recv(64) in (NOAUTH, b"+PONG\r\n"):
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"server did not answer within {START_TIMEOUT}s:\n{log.read_text()}")
-
-
 # -- requirepass ------------------------------------------------------------------------------
 
 # After each case: leave MULTI and de-authenticate (RESET), authenticate, then echo a marker, so
@@ -131,40 +114,11 @@ def _secured_exchange(port: int, data: bytes) -> bytes:
     return received.removesuffix(_FENCE_REPLY)
 
 
-class SecuredRedis:
-    """A throwaway redis-server started with ``--requirepass``: the reference for AUTH."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.log_path = directory / "redis.log"
-        self.process = subprocess.Popen(
-            [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(directory),
-                "--logfile", str(self.log_path), "--requirepass", PASSWORD,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            _wait_listening(self.port, self.process, self.log_path)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture(scope="module")
-def secured_redis() -> Iterator[SecuredRedis]:
+def secured_redis() -> Iterator[RedisServer]:
+    """A throwaway redis-server with ``--requirepass``: the reference for AUTH."""
     with tempfile.TemporaryDirectory(prefix="redis-auth-") as directory:
-        server = SecuredRedis(Path(directory))
+        server = RedisServer(Path(directory), "--requirepass", PASSWORD)
         try:
             yield server
         finally:
@@ -175,11 +129,8 @@ def secured_redis() -> Iterator[SecuredRedis]:
 def secured() -> Iterator[Tickerd]:
     """A tickerd with ``requirepass``, shared by the module's AUTH tests."""
     with tempfile.TemporaryDirectory(prefix="tickerd-auth-") as directory:
-        server = Tickerd(Path(directory), _config(requirepass=PASSWORD))
-        server.start(wait=False)
+        server = Tickerd(Path(directory), _config(requirepass=PASSWORD)).start()
         try:
-            assert server.process is not None
-            _wait_listening(server.port, server.process, server.log_path)
             yield server
         finally:
             server.stop(signal.SIGKILL)
@@ -224,7 +175,7 @@ AUTH_CASES: dict[str, bytes] = {
 
 @pytest.mark.parametrize("name", sorted(AUTH_CASES))
 def test_requirepass_replies_as_redis(
-    name: str, secured: Tickerd, secured_redis: SecuredRedis
+    name: str, secured: Tickerd, secured_redis: RedisServer
 ) -> None:
     data = AUTH_CASES[name]
     expected = _secured_exchange(secured_redis.port, data)
@@ -257,7 +208,7 @@ def test_unauthenticated_limits_with_redis_texts(secured: Tickerd) -> None:
 
 
 def test_hello_before_auth_is_refused_as_redis_7_2(
-    secured: Tickerd, secured_redis: SecuredRedis
+    secured: Tickerd, secured_redis: RedisServer
 ) -> None:
     for request in (c("HELLO", "3"), c("HELLO"), c("HELLO", "2", "SETNAME", "x")):
         assert _secured_exchange(secured.port, request) == HELLO_NOAUTH

@@ -12,7 +12,6 @@ from tests.servers import RedisServer, Tickerd
 from tests.servers import command as c
 from tests.test_operations import (
     NOAUTH,
-    SecuredRedis,
     _secured_exchange,
     secured,
     secured_redis,
@@ -22,7 +21,7 @@ __all__ = ["secured", "secured_redis"]  # the fixtures, shared with test_operati
 
 
 def test_exec_refused_before_auth_is_execabort(
-    secured: Tickerd, secured_redis: SecuredRedis
+    secured: Tickerd, secured_redis: RedisServer
 ) -> None:
     request = c("MULTI") + c("INCR", "users") + c("EXEC") + c("PING")
     expected = (
