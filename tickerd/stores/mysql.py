@@ -73,8 +73,6 @@ class MysqlStore(Store):
         self._missing: dict[str, set[str]] = {server.name: set() for server in self.servers}
         # Per table, the pending ensure_table retry and when it fires (one per table).
         self._retrying: dict[str, tuple[float, asyncio.TimerHandle]] = {}
-        # Per server, the last error of a table check there (shown when a create fails).
-        self._check_errors: dict[str, str] = {}
         # Tables found new on every server, and the servers where creating them failed so far.
         self._create_pending: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
@@ -318,8 +316,8 @@ class MysqlStore(Store):
             self._reroute_parked()
 
     async def _ensure_table(self, table: str) -> None:
-        self._check_errors.clear()
-        found = await self._check_each(table, self.servers, create=False)
+        errors: dict[str, str] = {}  # per server, why a check or create failed there
+        found = await self._check_each(table, self.servers, errors, create=False)
         holders = [s for s in self.servers if s.name in found and found[s.name][0]]
         lacking = [s for s in self.servers if s.name in found and not found[s.name][0]]
         unreached = [s for s in self.servers if s.name not in found]
@@ -349,7 +347,7 @@ class MysqlStore(Store):
         elif lacking and not unreached:
             pending = self._create_pending[table] = {s.name for s in lacking}  # new everywhere
         if lacking and pending:
-            created = await self._check_each(table, lacking, create=True)
+            created = await self._check_each(table, lacking, errors, create=True)
             found.update(created)
             holders += [s for s in lacking if s.name in created]
             pending -= set(created)
@@ -371,7 +369,7 @@ class MysqlStore(Store):
             else:
                 reason = "it could not be created on any ticket server"
             shown = "; ".join(
-                self._check_errors.get(server.name) or f"{server}: {self._state(server, None)}"
+                errors.get(server.name) or f"{server}: {self._state(server, None)}"
                 for server in self.servers
             )
             raise StoreUnavailable(f"cannot create table {table} now: {reason}: {shown}")
@@ -412,9 +410,10 @@ class MysqlStore(Store):
                 self._missing[server.name].discard(table)
 
     async def _check_each(
-        self, table: str, servers: list[Server], create: bool
+        self, table: str, servers: list[Server], errors: dict[str, str], *, create: bool
     ) -> dict[str, tuple[bool, int | None]]:
-        """(the table exists there, its largest id) per server that answered."""
+        """(the table exists there, its largest id) per server that answered; why the others
+        did not, in ``errors``."""
         results = await self._on_each(
             lambda conn, server: schema.ensure_table(
                 conn,
@@ -432,7 +431,7 @@ class MysqlStore(Store):
         found: dict[str, tuple[bool, int | None]] = {}
         for server, result in zip(servers, results, strict=True):
             if isinstance(result, BaseException):
-                self._check_errors[server.name] = str(result)  # named by _session, no secrets
+                errors[server.name] = str(result)  # named by _session, no secrets
                 log.warning("table %s on %s: %s", table, server, result)
                 continue
             existed, top = result
