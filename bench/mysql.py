@@ -20,6 +20,7 @@ from pymysql.constants import CLIENT
 
 from tests.mariadb import GRANTS, TICKERD_PASSWORD, TICKERD_USER, MariaDB, create_database
 from tickerd.config import StoreConfig
+from tickerd.stores import mysql_schema
 from tickerd.stores.mysql import MysqlStore
 
 TABLE = "tickets_bench"
@@ -88,9 +89,7 @@ def main() -> None:
         database = create_database(server)
         mysql = database.config()
         server.execute(
-            f"CREATE TABLE `{TABLE}` (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
-            "stub CHAR(1) NOT NULL DEFAULT '', UNIQUE KEY stub (stub)) ENGINE=InnoDB",
-            database.database,
+            mysql_schema.CREATE_TABLE.format(table=mysql_schema.quote(TABLE)), database.database
         )
 
         def connect(client_flag: int = 0) -> pymysql.Connection:

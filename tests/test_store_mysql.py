@@ -718,7 +718,7 @@ def test_a_table_lost_on_one_server_is_never_re_created_there(mariadb: MariaDB) 
             after = [await store.draw(TABLE) for _ in range(4)]
             assert after == [22, 24, 26, 28]  # the even server, raised past 21
             assert not mariadb.execute(f"SHOW TABLES LIKE '{TABLE}'", first.database)
-            create = mysql_schema.CREATE_TABLE.format(table=f"`{TABLE}`")
+            create = mysql_schema.CREATE_TABLE.format(table=mysql_schema.quote(TABLE))
             mariadb.execute(create, first.database)  # restored by hand, empty
             await store.ensure_table(TABLE)  # as the periodic re-check or a restart does
             restored = [await store.draw(TABLE) for _ in range(6)]
@@ -895,7 +895,9 @@ def test_the_password_never_shows_in_errors_info_or_logs(
     secrets = [good.password, wrong.password]
 
     # The table exists: with a server down, a table on no answering server is not created.
-    mariadb.execute(mysql_schema.CREATE_TABLE.format(table=f"`{TABLE}`"), good.database)
+    mariadb.execute(
+        mysql_schema.CREATE_TABLE.format(table=mysql_schema.quote(TABLE)), good.database
+    )
 
     async def body() -> list[str]:
         texts = []
