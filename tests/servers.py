@@ -149,7 +149,11 @@ class Tickerd:
         )
         log.close()
         if wait:
-            _wait_for_ping(self.port, self.process, self.log_path)
+            try:
+                _wait_for_ping(self.port, self.process, self.log_path)
+            except BaseException:
+                self.stop(signal.SIGKILL)  # never leave a process behind a failed start
+                raise
         return self
 
     def send_signal(self, signum: int) -> None:
